@@ -1,0 +1,242 @@
+"""SimTwinEnv: the MuJoCo twin of the real cell as a gymnasium.Env.
+
+Observation and action follow the spec shared with the real robot (robot_rl/spec.py):
+  obs = {"images": {camera: uint8[H, W, 3]},
+         "state": {"tcp_pose": [x y z qw qx qy qz], "tcp_vel": [vx vy vz wx wy wz],
+                   "gripper": [opening 0..1], "wrench": [mean F, mean T, max|F|, max|T|]}}
+  action = [dx dy dz, rotation vector drx dry drz, gripper] in [-1, 1]^7.
+One step is one control period: the policy's action moves the Cartesian impedance target,
+then MuJoCo integrates `sim.substeps` physics steps with the controller in the loop, and
+the wrist F/T sensor is sampled at every one of them.
+
+The reward is the task's ground truth (sparse success or the dense shaped reward), an
+oracle that only the twin has: learned reward models replace it for real-robot learning.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+if os.name == "posix" and "MUJOCO_GL" not in os.environ:
+    os.environ["MUJOCO_GL"] = "egl"  # headless rendering; set before mujoco is imported
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from robot_rl import spec
+from robot_rl.sim.config import RobotConfig, SimConfig, TaskConfig, check_choice
+from robot_rl.sim.ft_sensor import WristFTSensor
+from robot_rl.sim.panda import FINGER_MAX_OPENING, HOME_QPOS, solve_ik
+from robot_rl.sim.randomization import DomainRandomizer
+from robot_rl.sim.scene import VIDEO_SIZE, build_model
+from robot_rl.sim.tasks import make_task
+
+log = logging.getLogger(__name__)
+
+REWARD_TYPES = ("sparse", "dense")
+SETTLE_TIME = 0.3  # s of physics after a reset, so objects come to rest before the first obs
+
+# The home orientation: TCP pointing straight down, fingers closing along the world y axis.
+HOME_TCP_ROTATION = Rotation.from_matrix(np.diag([1.0, -1.0, -1.0]))
+
+
+class SimTwinEnv(gym.Env):
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+
+    def __init__(
+        self,
+        task: TaskConfig | str = "pick_cube",
+        sim: SimConfig | None = None,
+        robot: RobotConfig | None = None,
+        reward: str = "sparse",
+        render_mode: str | None = None,
+    ):
+        self.sim_cfg = sim if sim is not None else SimConfig()
+        self.robot_cfg = robot if robot is not None else RobotConfig()
+        self.sim_cfg.validate()
+        self.robot_cfg.validate()
+        check_choice(reward, REWARD_TYPES, "reward")
+        if render_mode is not None:
+            check_choice(render_mode, self.metadata["render_modes"], "render_mode")
+        self.reward_type = reward
+        self.render_mode = render_mode
+        self.metadata = {**self.metadata, "render_fps": self.sim_cfg.control_hz}
+
+        self.task = make_task(task)
+        self.model = build_model(self.task, self.sim_cfg, self.robot_cfg)
+        self.data = mujoco.MjData(self.model)
+        self.task.bind(self.model, self.data)
+        self.randomizer = DomainRandomizer(self.model, self.sim_cfg.randomize, self.task.object_body_names())
+        self.ft_sensor = WristFTSensor(self.sim_cfg.ft_sensor, self.sim_cfg.physics_dt)
+
+        self._tcp = self.model.site("tcp").id
+        self._target = self.model.body("target").mocapid[0]
+        self._ft_adr = self.model.sensor("ft_force").adr[0]  # force (3) then torque (3)
+        self._gripper_act = self.model.actuator("gripper").id
+        self._raw_wrench = np.zeros((self.sim_cfg.substeps, 6))
+        self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
+
+        self.observation_space = spec.observation_space(
+            {name: self.sim_cfg.camera_rigs[name] for name in self.sim_cfg.cameras},
+            task_state_dim=len(self.task.state()) if self.sim_cfg.privileged_state else 0,
+        )
+        self.action_space = spec.action_space()
+        self._steps = 0
+
+    # gymnasium API ------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        rng = self.np_random
+        m, d = self.model, self.data
+        mujoco.mj_resetData(m, d)
+        self.randomizer.apply(rng)
+        start = self.task.reset(rng, self.sim_cfg.randomize.object_pose)
+
+        start_rotation = Rotation.from_euler("z", start.tcp_yaw) * HOME_TCP_ROTATION
+        start_quat = _wxyz(start_rotation)
+        start_pos = np.clip(start.tcp_pos, self.robot_cfg.workspace_low, self.robot_cfg.workspace_high)
+        # Teleport the arm (joint positions from IK); the objects were placed by the task.
+        solve_ik(m, d, start_pos, start_quat, q_init=HOME_QPOS)
+        d.qvel[:] = 0.0
+        d.qpos[7:9] = self._finger_command(-1.0)
+        d.ctrl[self._gripper_act] = d.qpos[7]
+        self.target_pos, self.target_rotation = start_pos, start_rotation
+        self._set_target()
+        mujoco.mj_forward(m, d)
+        if np.linalg.norm(d.site_xpos[self._tcp] - start_pos) > 0.01:
+            log.warning("reset: IK reached %s for TCP target %s", d.site_xpos[self._tcp], start_pos)
+
+        # Let the scene settle; the F/T sensor is zeroed at rest like a real one before a run.
+        settle_periods = max(1, round(SETTLE_TIME * self.sim_cfg.control_hz))
+        self.ft_sensor.reset(rng, self.sim_cfg.randomize.ft_noise_bias, d.sensordata[self._ft_adr : self._ft_adr + 6])
+        for _ in range(settle_periods):
+            samples = self._simulate_period()
+        if self.sim_cfg.ft_sensor.tare_on_reset:
+            self.ft_sensor.tare(samples)
+            samples = samples - samples.mean(axis=0)
+        self._steps = 0
+        self._wrench = WristFTSensor.period_statistics(samples)
+        return self._observation(), self._info()
+
+    def step(self, action):
+        a = self._checked_action(action)
+        self._move_target(a)
+        samples = self._simulate_period()
+        self._wrench = WristFTSensor.period_statistics(samples)
+        self._steps += 1
+
+        success = self.task.success()
+        reward = float(success) if self.reward_type == "sparse" else self.task.dense_reward()
+        terminated = bool(success and self.task.cfg.terminate_on_success)
+        truncated = self._steps >= self.task.cfg.max_episode_steps
+        return self._observation(), reward, terminated, truncated, self._info(success)
+
+    def render(self):
+        """A front view for videos, at VIDEO_SIZE, in the configured render profile."""
+        return self.render_camera("front", VIDEO_SIZE, VIDEO_SIZE)
+
+    def render_camera(self, camera: str, width: int, height: int) -> np.ndarray:
+        renderer = self._renderers.get((height, width))
+        if renderer is None:
+            renderer = self._renderers[(height, width)] = mujoco.Renderer(self.model, height, width)
+        renderer.update_scene(self.data, camera=camera)
+        return renderer.render()
+
+    def close(self):
+        for renderer in self._renderers.values():
+            renderer.close()
+        self._renderers.clear()
+
+    # internals ----------------------------------------------------------------------------
+    def _checked_action(self, action) -> np.ndarray:
+        a = np.asarray(action, dtype=np.float64)
+        if a.shape != (spec.ACTION_DIM,):
+            raise ValueError(f"action must have shape ({spec.ACTION_DIM},) {spec.ACTION_LAYOUT}, got {a.shape}")
+        if not np.all(np.isfinite(a)):
+            if self.sim_cfg.invalid_action == "raise":
+                raise ValueError(f"action contains NaN/inf: {a.tolist()}")
+            log.warning("non-finite action %s replaced by a hold-still action", a.tolist())
+            a = np.zeros(spec.ACTION_DIM)
+            a[6] = self._gripper_action_from_ctrl()
+        return np.clip(a, -1.0, 1.0)
+
+    def _move_target(self, a: np.ndarray) -> None:
+        """Move the impedance target by the scaled action, within the safety limits: the
+        workspace box, a maximum tilt from the home orientation, and at most one step's
+        reach from the measured TCP pose (so a blocked arm never winds up a large force)."""
+        r = self.robot_cfg
+        tcp_pos = self.data.site_xpos[self._tcp]
+        tcp_rotation = Rotation.from_matrix(self.data.site_xmat[self._tcp].reshape(3, 3))
+
+        pos = self.target_pos + a[:3] * r.max_translation_step
+        pos = np.clip(pos, tcp_pos - r.max_translation_step, tcp_pos + r.max_translation_step)
+        self.target_pos = np.clip(pos, r.workspace_low, r.workspace_high)
+
+        rotation = Rotation.from_rotvec(a[3:6] * r.max_rotation_step) * self.target_rotation
+        lag = (rotation * tcp_rotation.inv()).as_rotvec()
+        lag_norm = np.linalg.norm(lag)
+        if lag_norm > r.max_rotation_step:
+            rotation = Rotation.from_rotvec(lag * r.max_rotation_step / lag_norm) * tcp_rotation
+        tilt = np.clip((rotation * HOME_TCP_ROTATION.inv()).as_rotvec(), -np.array(r.max_tilt), r.max_tilt)
+        self.target_rotation = Rotation.from_rotvec(tilt) * HOME_TCP_ROTATION
+        self._set_target()
+
+        hold = self.task.gripper_hold
+        self.data.ctrl[self._gripper_act] = hold if hold is not None else self._finger_command(a[6])
+
+    def _set_target(self) -> None:
+        self.data.mocap_pos[self._target] = self.target_pos
+        self.data.mocap_quat[self._target] = _wxyz(self.target_rotation)
+
+    def _simulate_period(self) -> np.ndarray:
+        """Integrate one control period; returns the F/T sensor's output at every physics step."""
+        m, d, raw = self.model, self.data, self._raw_wrench
+        for i in range(len(raw)):
+            mujoco.mj_step(m, d)
+            raw[i] = d.sensordata[self._ft_adr : self._ft_adr + 6]
+        return self.ft_sensor.measure(raw, self.np_random)
+
+    @staticmethod
+    def _finger_command(gripper_action: float) -> float:
+        """-1 opens fully, +1 closes fully (per-finger opening in metres)."""
+        return FINGER_MAX_OPENING * (1.0 - gripper_action) / 2.0
+
+    def _gripper_action_from_ctrl(self) -> float:
+        return 1.0 - 2.0 * self.data.ctrl[self._gripper_act] / FINGER_MAX_OPENING
+
+    def _observation(self) -> dict[str, Any]:
+        d = self.data
+        quat = np.zeros(4)
+        mujoco.mju_mat2Quat(quat, d.site_xmat[self._tcp])
+        quat = spec.canonical_quat(quat)
+        velocity = np.zeros(6)  # [angular, linear] in the world frame
+        mujoco.mj_objectVelocity(self.model, d, mujoco.mjtObj.mjOBJ_SITE, self._tcp, velocity, 0)
+        state = {
+            "tcp_pose": np.concatenate([d.site_xpos[self._tcp], quat]).astype(np.float32),
+            "tcp_vel": np.concatenate([velocity[3:], velocity[:3]]).astype(np.float32),
+            "gripper": np.array([(d.qpos[7] + d.qpos[8]) / (2 * FINGER_MAX_OPENING)], dtype=np.float32),
+            "wrench": self._wrench,
+        }
+        if self.sim_cfg.privileged_state:
+            state["task"] = self.task.state().astype(np.float32)
+        images = {
+            name: self.render_camera(name, self.sim_cfg.camera_rigs[name].width, self.sim_cfg.camera_rigs[name].height)
+            for name in self.sim_cfg.cameras
+        }
+        return {"images": images, "state": state}
+
+    def _info(self, success: bool | None = None) -> dict[str, Any]:
+        return {
+            "success": self.task.success() if success is None else success,
+            "oracle_dense_reward": self.task.dense_reward(),
+            "task_state": self.task.state(),
+        }
+
+
+def _wxyz(rotation: Rotation) -> np.ndarray:
+    x, y, z, w = rotation.as_quat()
+    return np.array([w, x, y, z])

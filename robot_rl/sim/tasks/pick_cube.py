@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from robot_rl.sim.config import PickCubeConfig
+from robot_rl.sim.tasks.base import SCENE_COLLISION, Task, TaskMJCF, TaskReset
+
+
+@dataclass
+class PickCubeTask(Task):
+    """Grasp a cube on the table and lift it `lift_height` above the table."""
+
+    cfg: PickCubeConfig
+
+    def mjcf(self) -> TaskMJCF:
+        h = self.cfg.cube_half_size
+        return TaskMJCF(
+            worldbody=f"""
+<body name="cube" pos="0.5 0 {h}">
+  <freejoint name="cube_joint"/>
+  <geom name="cube" type="box" size="{h} {h} {h}" mass="{self.cfg.cube_mass}" material="object"
+        condim="4" friction="1 0.01 0.0001" {SCENE_COLLISION}/>
+</body>"""
+        )
+
+    def reset(self, rng: np.random.Generator, randomize_pose: bool) -> TaskReset:
+        low, high = np.array(self.cfg.cube_low), np.array(self.cfg.cube_high)
+        xy = rng.uniform(low, high) if randomize_pose else (low + high) / 2
+        yaw = rng.uniform(-np.pi / 4, np.pi / 4) if randomize_pose else 0.0
+        qadr = self.model.joint("cube_joint").qposadr[0]
+        self.data.qpos[qadr : qadr + 7] = [*xy, self.cfg.cube_half_size, np.cos(yaw / 2), 0, 0, np.sin(yaw / 2)]
+        start = np.array([0.5, 0.0, 0.25]) + (rng.uniform([-0.05, -0.1, -0.03], [0.05, 0.1, 0.05]) if randomize_pose else 0.0)
+        return TaskReset(tcp_pos=start)
+
+    def cube_pose(self) -> np.ndarray:
+        qadr = self.model.joint("cube_joint").qposadr[0]
+        return self.data.qpos[qadr : qadr + 7].copy()
+
+    def lift(self) -> float:
+        """Height of the cube's bottom face above the table [m] (0 when resting)."""
+        return float(self.cube_pose()[2] - self.cfg.cube_half_size)
+
+    def grasped(self) -> bool:
+        touching = set()
+        cube = self.model.geom("cube").id
+        for contact in self.data.contact[: self.data.ncon]:
+            if cube in (contact.geom1, contact.geom2):
+                other = contact.geom2 if contact.geom1 == cube else contact.geom1
+                touching.add(self.model.body(self.model.geom_bodyid[other]).name)
+        return {"left_finger", "right_finger"} <= touching
+
+    def success(self) -> bool:
+        return self.lift() >= self.cfg.lift_height
+
+    def dense_reward(self) -> float:
+        reach = 1.0 - np.tanh(10.0 * np.linalg.norm(self.tcp_pos() - self.cube_pose()[:3]))
+        lift = np.clip(self.lift() / self.cfg.lift_height, 0.0, 1.0)
+        return float(0.25 * reach + 0.25 * self.grasped() + 0.5 * lift)
+
+    def state(self) -> np.ndarray:
+        return self.cube_pose()
+
+    def object_body_names(self) -> list[str]:
+        return ["cube"]

@@ -1,0 +1,51 @@
+"""The observation / action spec shared by the twin and the real robot.
+
+obs = {"images": {camera: uint8[H, W, 3]},
+       "state": {"tcp_pose": float32[7]  position [m] + orientation quaternion (w, x, y, z), base frame,
+                                          sign chosen on the side of TCP_HOME_QUAT (canonical_quat),
+                 "tcp_vel": float32[6]   linear [m/s] + angular [rad/s] velocity, base frame,
+                 "gripper": float32[1]   opening, 0 closed .. 1 fully open,
+                 "wrench": float32[12]   F/T over the last control period: mean force [N],
+                                          mean torque [Nm], max-abs force, max-abs torque}}
+action = float32[7] in [-1, 1]: TCP translation (3) and rotation as a rotation vector (3), each
+scaled by the robot's per-step maximum, then the gripper (-1 open .. +1 closed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+import numpy as np
+from gymnasium import spaces
+
+ACTION_DIM = 7
+ACTION_LAYOUT = "[dx dy dz drx dry drz gripper]"
+WRENCH_DIM = 12
+STATE_DIMS = {"tcp_pose": 7, "tcp_vel": 6, "gripper": 1, "wrench": WRENCH_DIM}
+# TCP pointing straight down (a half turn about the base x axis), where the robot works.
+TCP_HOME_QUAT = np.array([0.0, 1.0, 0.0, 0.0])
+
+
+def canonical_quat(quat_wxyz: np.ndarray) -> np.ndarray:
+    """q and -q are the same rotation; pick the one nearest the home orientation, so the
+    observation is continuous where the robot works (w >= 0 would flip at home, where w = 0)."""
+    return -quat_wxyz if np.dot(quat_wxyz, TCP_HOME_QUAT) < 0 else quat_wxyz
+
+
+class ImageSize(Protocol):
+    width: int
+    height: int
+
+
+def observation_space(cameras: Mapping[str, ImageSize], task_state_dim: int = 0) -> spaces.Dict:
+    state = {key: spaces.Box(-np.inf, np.inf, (dim,), np.float32) for key, dim in STATE_DIMS.items()}
+    state["gripper"] = spaces.Box(0.0, 1.0, (1,), np.float32)
+    if task_state_dim:
+        state["task"] = spaces.Box(-np.inf, np.inf, (task_state_dim,), np.float32)
+    images = {name: spaces.Box(0, 255, (cam.height, cam.width, 3), np.uint8) for name, cam in cameras.items()}
+    return spaces.Dict({"images": spaces.Dict(images), "state": spaces.Dict(state)})
+
+
+def action_space() -> spaces.Box:
+    return spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
