@@ -1,6 +1,6 @@
 """The observation / action spec shared by the twin and the real robot.
 
-obs = {"images": {camera: uint8[H, W, 3]},
+obs = {"images": {camera: uint8[H, W, 3]},    (absent when no camera is configured)
        "state": {"tcp_pose": float32[7]  position [m] + orientation quaternion (w, x, y, z), base frame,
                                           sign chosen on the side of TCP_HOME_QUAT (canonical_quat),
                  "tcp_vel": float32[6]   linear [m/s] + angular [rad/s] velocity, base frame,
@@ -44,6 +44,8 @@ def observation_space(cameras: Mapping[str, ImageSize], task_state_dim: int = 0)
     if task_state_dim:
         state["task"] = spaces.Box(-np.inf, np.inf, (task_state_dim,), np.float32)
     images = {name: spaces.Box(0, 255, (cam.height, cam.width, 3), np.uint8) for name, cam in cameras.items()}
+    if not images:  # state-only: gymnasium forbids an empty Dict space
+        return spaces.Dict({"state": spaces.Dict(state)})
     return spaces.Dict({"images": spaces.Dict(images), "state": spaces.Dict(state)})
 
 

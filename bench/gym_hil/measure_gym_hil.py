@@ -4,6 +4,8 @@ Runs inside bench/gym_hil/.venv (see setup_venv.sh), not the project venv:
 
     bash bench/gym_hil/setup_venv.sh
     bench/gym_hil/.venv/bin/python bench/gym_hil/measure_gym_hil.py --steps 300
+    # the 2-camera mode runs ~2 steps/s: give it fewer steps, repeat each mode 3 times
+    ... measure_gym_hil.py --steps-state-only 300 --steps-two-cameras 20 --repeats 3
 
 Measures env steps per second with random actions in two modes:
   state-only   image_obs=False: no rendering in step()
@@ -12,12 +14,16 @@ Measures env steps per second with random actions in two modes:
 
 Episodes that end (terminated, or truncated by the 100-step time limit) are
 reset inside the timed loop, as in a real rollout; the reset count is
-reported. Prints one JSON object on stdout; everything else goes to stderr.
+reported. With --repeats N each mode is timed N times on the same env (one
+warm-up before the first) and `<mode>_steps_per_s` is the median, with every
+run in `<mode>_steps_per_s_runs`. Prints one JSON object on stdout; everything
+else goes to stderr.
 """
 
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
 
@@ -25,11 +31,11 @@ import time
 # on a machine without a GPU).
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-import gymnasium as gym  # noqa: E402
-import mujoco  # noqa: E402
 from importlib.metadata import version  # noqa: E402
 
 import gym_hil  # noqa: E402,F401  (registers the gym_hil/* env ids)
+import gymnasium as gym  # noqa: E402
+import mujoco  # noqa: E402
 from gym_hil import GymRenderingSpec  # noqa: E402
 
 ENV_ID = "gym_hil/PandaPickCube-v0"
@@ -80,15 +86,18 @@ def gl_renderer_name():
         return f"unknown ({exc})"
 
 
-def time_steps(env, steps, seed):
-    """Steps per second over `steps` random-action steps, resets included."""
+def warm_up(env, seed):
     env.action_space.seed(seed)
-    obs, _ = env.reset(seed=seed)
+    env.reset(seed=seed)
     for _ in range(WARMUP_STEPS):
         _, _, terminated, truncated, _ = env.step(env.action_space.sample())
         if terminated or truncated:
             env.reset()
 
+
+def time_steps(env, steps):
+    """Steps per second over `steps` random-action steps, resets included."""
+    obs = None
     resets = 0
     start = time.perf_counter()
     for _ in range(steps):
@@ -102,7 +111,10 @@ def time_steps(env, steps, seed):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=300, help="timed steps per mode")
+    parser.add_argument("--steps", type=int, default=300, help="timed steps per mode (default for both)")
+    parser.add_argument("--steps-state-only", type=int, default=None, help="timed steps, state-only mode")
+    parser.add_argument("--steps-two-cameras", type=int, default=None, help="timed steps, two-camera mode")
+    parser.add_argument("--repeats", type=int, default=1, help="timed runs per mode; the median is reported")
     parser.add_argument("--image-size", type=int, default=128, help="camera width and height")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -118,8 +130,12 @@ def main():
         "gym_hil_version": version("gym-hil"),
         "mujoco_version": mujoco.__version__,
         "image_size": args.image_size,
-        "steps": args.steps,
         "seed": args.seed,
+        "repeats": args.repeats,
+    }
+    steps = {
+        "state_only": args.steps_state_only or args.steps,
+        "two_cameras": args.steps_two_cameras or args.steps,
     }
 
     for mode, image_obs in (("state_only", False), ("two_cameras", True)):
@@ -128,10 +144,18 @@ def main():
         physics_dt, control_dt, substeps = check_rates(env)
         result.update(physics_dt=physics_dt, control_dt=control_dt, substeps=substeps)
         if image_obs:
-            cameras = [mujoco.mj_id2name(env.unwrapped.model, mujoco.mjtObj.mjOBJ_CAMERA, i)
-                       for i in env.unwrapped.camera_id]
-        log(f"[{mode}] timing {args.steps} steps (+{WARMUP_STEPS} warm-up)")
-        rate, elapsed, resets, obs = time_steps(env, args.steps, args.seed)
+            cameras = [
+                mujoco.mj_id2name(env.unwrapped.model, mujoco.mjtObj.mjOBJ_CAMERA, i) for i in env.unwrapped.camera_id
+            ]
+        warm_up(env, args.seed)
+        rates, seconds, resets = [], [], []
+        for run in range(args.repeats):
+            log(f"[{mode}] run {run + 1}/{args.repeats}: timing {steps[mode]} steps")
+            rate, elapsed, run_resets, obs = time_steps(env, steps[mode])
+            log(f"[{mode}] {rate:.2f} steps/s ({elapsed:.1f} s, {run_resets} resets)")
+            rates.append(round(rate, 3))
+            seconds.append(round(elapsed, 3))
+            resets.append(run_resets)
         if image_obs:
             shapes = {name: img.shape for name, img in obs["pixels"].items()}
             expected = (args.image_size, args.image_size, 3)
@@ -139,10 +163,11 @@ def main():
                 raise SystemExit(f"unexpected image shapes {shapes}")
             notes.append(f"cameras rendered: {cameras} -> pixels {sorted(shapes)}")
             notes.append(f"GL renderer: {gl_renderer_name()}")
-        log(f"[{mode}] {rate:.2f} steps/s ({elapsed:.1f} s, {resets} resets)")
-        result[f"{mode}_steps_per_s"] = round(rate, 3)
-        result[f"{mode}_seconds"] = round(elapsed, 3)
-        result[f"{mode}_resets"] = resets
+        result[f"{mode}_steps"] = steps[mode]
+        result[f"{mode}_steps_per_s"] = round(statistics.median(rates), 3)
+        result[f"{mode}_steps_per_s_runs"] = rates
+        result[f"{mode}_seconds"] = round(sum(seconds), 3)
+        result[f"{mode}_resets"] = sum(resets)
         env.close()
 
     if result["state_only_resets"] or result["two_cameras_resets"]:

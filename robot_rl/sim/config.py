@@ -31,8 +31,8 @@ class CameraConfig:
     (pos/lookat in the Panda hand frame: z along the fingers)."""
 
     mount: str = "world"
-    pos: list[float] = field(default_factory=lambda: [1.2, 0.0, 0.55])
-    lookat: list[float] = field(default_factory=lambda: [0.45, 0.0, 0.05])
+    pos: list[float] = field(default_factory=lambda: [1.05, 0.0, 0.5])
+    lookat: list[float] = field(default_factory=lambda: [0.45, 0.0, 0.08])
     up: list[float] = field(default_factory=lambda: [0.0, 0.0, 1.0])
     fovy: float = 45.0
     width: int = 128
@@ -175,7 +175,9 @@ class RobotConfig:
         ):
             _check(getattr(self, name) > 0, f"{key}.{name}", f"must be > 0, got {getattr(self, name)}")
         _check(self.posture_stiffness >= 0, f"{key}.posture_stiffness", "must be >= 0")
-        _check(len(self.workspace_low) == 3 and len(self.workspace_high) == 3, f"{key}.workspace_low", "needs 3 numbers")
+        _check(
+            len(self.workspace_low) == 3 and len(self.workspace_high) == 3, f"{key}.workspace_low", "needs 3 numbers"
+        )
         _check(
             all(lo < hi for lo, hi in zip(self.workspace_low, self.workspace_high, strict=True)),
             f"{key}.workspace_high",

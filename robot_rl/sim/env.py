@@ -218,15 +218,15 @@ class SimTwinEnv(gym.Env):
         state = {
             "tcp_pose": np.concatenate([d.site_xpos[self._tcp], quat]).astype(np.float32),
             "tcp_vel": np.concatenate([velocity[3:], velocity[:3]]).astype(np.float32),
-            "gripper": np.array([(d.qpos[7] + d.qpos[8]) / (2 * FINGER_MAX_OPENING)], dtype=np.float32),
+            "gripper": np.clip([(d.qpos[7] + d.qpos[8]) / (2 * FINGER_MAX_OPENING)], 0.0, 1.0).astype(np.float32),
             "wrench": self._wrench,
         }
         if self.sim_cfg.privileged_state:
             state["task"] = self.task.state().astype(np.float32)
-        images = {
-            name: self.render_camera(name, self.sim_cfg.camera_rigs[name].width, self.sim_cfg.camera_rigs[name].height)
-            for name in self.sim_cfg.cameras
-        }
+        if not self.sim_cfg.cameras:
+            return {"state": state}
+        rigs = self.sim_cfg.camera_rigs
+        images = {name: self.render_camera(name, rigs[name].width, rigs[name].height) for name in self.sim_cfg.cameras}
         return {"images": images, "state": state}
 
     def _info(self, success: bool | None = None) -> dict[str, Any]:

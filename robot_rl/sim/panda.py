@@ -82,13 +82,10 @@ _LINK_GEOMS = {
         ('type="cylinder" fromto="0.0825 -0.06 0 0.0825 0.06 0" size="0.055"', "dark"),
     ],
     "link4": [('type="capsule" fromto="0 0 0 -0.0825 0.13 0" size="0.055"', "white")],
-    "link5": [
-        ('type="capsule" fromto="0 0 -0.26 0 0 -0.05" size="0.05"', "white"),
-        ('type="cylinder" fromto="0 -0.055 0 0 0.055 0" size="0.05"', "white"),
-    ],
+    "link5": [('type="capsule" fromto="0 0 -0.26 0 0 -0.05" size="0.05"', "white")],
     "link6": [
         ('type="capsule" fromto="0 0 0 0.088 0 0" size="0.045"', "white"),
-        ('type="cylinder" fromto="0 0 -0.05 0 0 0.02" size="0.05"', "accent"),
+        ('type="cylinder" fromto="0 0 -0.06 0 0 0.055" size="0.05"', "accent"),
     ],
     "link7": [('type="cylinder" fromto="0 0 -0.03 0 0 0.1" size="0.042"', "dark")],
 }
@@ -104,9 +101,7 @@ def panda_mjcf(robot: RobotConfig, hand_payload: str = "", wrist_cameras: str = 
     bodies_close = []
     for i, (name, pos, quat, mass, com, inertia) in enumerate(_LINKS):
         lo, hi = JOINT_LIMITS[i]
-        geoms = "\n".join(
-            f'<geom class="robot" {shape} material="panda_{mat}"/>' for shape, mat in _LINK_GEOMS[name]
-        )
+        geoms = "\n".join(f'<geom class="robot" {shape} material="panda_{mat}"/>' for shape, mat in _LINK_GEOMS[name])
         bodies_open.append(
             f'<body name="{name}" pos="{pos}" quat="{quat}" gravcomp="1">\n'
             f'<inertial mass="{mass}" pos="{com}" fullinertia="{inertia}"/>\n'

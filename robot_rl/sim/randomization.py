@@ -64,4 +64,3 @@ class DomainRandomizer:
                 m.body_inertia[body] *= scale
                 geoms = m.geom_bodyid == body
                 m.geom_friction[geoms, 0] *= rng.uniform(*cfg.friction_range)
-

@@ -58,8 +58,10 @@ def scene_xml(task: Task, sim: SimConfig, robot: RobotConfig) -> str:
   <default>{panda["default"]}</default>
   <asset>
     {panda["asset"]}
-    <texture name="grid" type="2d" builtin="checker" rgb1="0.55 0.55 0.57" rgb2="0.45 0.45 0.47" width="64" height="64"/>
-    <texture name="wood" type="2d" builtin="gradient" rgb1="0.62 0.48 0.33" rgb2="0.5 0.37 0.24" width="64" height="64"/>
+    <texture name="grid" type="2d" builtin="checker" rgb1="0.55 0.55 0.57" rgb2="0.45 0.45 0.47"
+             width="64" height="64"/>
+    <texture name="wood" type="2d" builtin="gradient" rgb1="0.62 0.48 0.33" rgb2="0.5 0.37 0.24"
+             width="64" height="64"/>
     <material name="table_wood" texture="wood" texrepeat="1 1" rgba="1 1 1 1"/>
     <material name="table_grey" rgba="0.6 0.6 0.62 1"/>
     <material name="table_grid" texture="grid" texrepeat="8 8" rgba="1 1 1 1"/>
@@ -70,8 +72,10 @@ def scene_xml(task: Task, sim: SimConfig, robot: RobotConfig) -> str:
     {task_xml.asset}
   </asset>
   <worldbody>
-    <light name="key" pos="0.6 -0.6 1.6" dir="-0.2 0.4 -1" diffuse="0.6 0.6 0.6" castshadow="{shadows}"/>
-    <light name="fill" pos="-0.4 0.8 1.4" dir="0.4 -0.5 -1" diffuse="0.25 0.25 0.25" castshadow="false"/>
+    <light name="key" pos="0.6 -0.6 1.6" dir="-0.2 0.4 -1" diffuse="0.6 0.6 0.6"
+           castshadow="{shadows}"/>
+    <light name="fill" pos="-0.4 0.8 1.4" dir="0.4 -0.5 -1" diffuse="0.25 0.25 0.25"
+           castshadow="false"/>
     <geom name="floor" type="plane" pos="0 0 -0.75" size="3 3 0.1" material="floor" contype="0" conaffinity="0"/>
     <geom name="table" type="box" pos="0.35 0 -0.025" size="0.6 0.6 0.025" material="table_grey"
           contype="1" conaffinity="3" friction="1 0.005 0.0001"/>

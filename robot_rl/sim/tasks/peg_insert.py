@@ -33,9 +33,15 @@ class PegInsertTask(Task):
         off = w + WALL / 2
         half_span = w + WALL
         walls = "\n".join(
-            f'<geom name="wall_{i}" type="box" pos="{x} {y} {d}" size="{sx} {sy} {d}" material="fixture" {SCENE_COLLISION}/>'
+            f'<geom name="wall_{i}" type="box" pos="{x} {y} {d}" size="{sx} {sy} {d}" material="fixture" '
+            f"{SCENE_COLLISION}/>"
             for i, (x, y, sx, sy) in enumerate(
-                [(off, 0, WALL / 2, half_span), (-off, 0, WALL / 2, half_span), (0, off, w, WALL / 2), (0, -off, w, WALL / 2)]
+                [
+                    (off, 0, WALL / 2, half_span),
+                    (-off, 0, WALL / 2, half_span),
+                    (0, off, w, WALL / 2),
+                    (0, -off, w, WALL / 2),
+                ]
             )
         )
         peg_centre = FLANGE_TO_TCP - GRIP_OVERLAP + length
@@ -47,7 +53,8 @@ class PegInsertTask(Task):
 </body>""",
             hand_payload=f"""
 <body name="peg" pos="0 0 {peg_centre}">
-  <geom name="peg" type="box" size="{s} {s} {length}" mass="0.05" material="object" friction="0.3 0.005 0.0001" {SCENE_COLLISION}/>
+  <geom name="peg" type="box" size="{s} {s} {length}" mass="0.05" material="object"
+        friction="0.3 0.005 0.0001" {SCENE_COLLISION}/>
   <site name="peg_tip" pos="0 0 {length}" size="0.003" rgba="1 0 0 0"/>
 </body>""",
             contact='<exclude body1="peg" body2="left_finger"/><exclude body1="peg" body2="right_finger"/>',

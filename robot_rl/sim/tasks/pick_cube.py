@@ -31,7 +31,9 @@ class PickCubeTask(Task):
         yaw = rng.uniform(-np.pi / 4, np.pi / 4) if randomize_pose else 0.0
         qadr = self.model.joint("cube_joint").qposadr[0]
         self.data.qpos[qadr : qadr + 7] = [*xy, self.cfg.cube_half_size, np.cos(yaw / 2), 0, 0, np.sin(yaw / 2)]
-        start = np.array([0.5, 0.0, 0.25]) + (rng.uniform([-0.05, -0.1, -0.03], [0.05, 0.1, 0.05]) if randomize_pose else 0.0)
+        start = np.array([0.5, 0.0, 0.25]) + (
+            rng.uniform([-0.05, -0.1, -0.03], [0.05, 0.1, 0.05]) if randomize_pose else 0.0
+        )
         return TaskReset(tcp_pos=start)
 
     def cube_pose(self) -> np.ndarray:

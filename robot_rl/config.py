@@ -1,0 +1,121 @@
+"""The Hydra config tree's schema: one dataclass per group, registered in Hydra's ConfigStore.
+
+configs/config.yaml picks one option per group (task, robot, sim, agent, reward); each option's
+YAML file names its schema from this module, so a misspelt key or a value of the wrong type
+fails while composing, naming the key, and `load_config` then runs the value checks that a
+type cannot express (ranges, names), again naming the key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from robot_rl.sim.config import (
+    ConfigError,
+    PegInsertConfig,
+    PickCubeConfig,
+    ReachConfig,
+    RobotConfig,
+    SimConfig,
+    TaskConfig,
+    check_choice,
+)
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+AGENT_NAMES = ("scripted_expert",)
+REWARD_NAMES = ("oracle_sparse", "oracle_dense")
+
+
+@dataclass
+class AgentConfig:
+    """The policy that acts. Only the scripted expert exists until the learner lands."""
+
+    name: str = MISSING
+
+    def validate(self, key: str = "agent") -> None:
+        check_choice(self.name, AGENT_NAMES, f"{key}.name")
+
+
+@dataclass
+class RewardConfig:
+    """Where rewards come from. `oracle_*` are the twin's ground truth (sparse success or the
+    dense shaped reward): available only in simulation and always labelled as oracle."""
+
+    name: str = MISSING
+
+    def validate(self, key: str = "reward") -> None:
+        check_choice(self.name, REWARD_NAMES, f"{key}.name")
+
+    @property
+    def oracle_type(self) -> str:
+        return self.name.removeprefix("oracle_")
+
+
+@dataclass
+class Config:
+    task: TaskConfig = MISSING
+    robot: RobotConfig = MISSING
+    sim: SimConfig = MISSING
+    agent: AgentConfig = MISSING
+    reward: RewardConfig = MISSING
+    seed: int = 0
+    episodes: int = 3
+    output_dir: str = "outputs"
+    video_episodes: int = 1  # how many of the episodes go into the video
+
+    def validate(self) -> None:
+        for key in ("task", "robot", "sim", "agent", "reward"):
+            getattr(self, key).validate(key)
+        if self.episodes < 1:
+            raise ConfigError(f"episodes: must be >= 1, got {self.episodes}")
+        if not 0 <= self.video_episodes <= self.episodes:
+            raise ConfigError(f"video_episodes: must be in [0, episodes={self.episodes}], got {self.video_episodes}")
+
+
+def register_configs() -> None:
+    cs = ConfigStore.instance()
+    cs.store(name="config_schema", node=Config)
+    # Schemas live under schema/<group>/ so that they are not listed among a group's options.
+    cs.store(group="schema/task", name="reach", node=ReachConfig)
+    cs.store(group="schema/task", name="pick_cube", node=PickCubeConfig)
+    cs.store(group="schema/task", name="peg_insert", node=PegInsertConfig)
+    cs.store(group="schema/robot", name="panda", node=RobotConfig)
+    cs.store(group="schema/sim", name="sim", node=SimConfig)
+    cs.store(group="schema/agent", name="agent", node=AgentConfig)
+    cs.store(group="schema/reward", name="reward", node=RewardConfig)
+
+
+def load_config(overrides: list[str] | None = None, config_name: str = "config") -> Config:
+    """Compose configs/<config_name>.yaml with command-line style overrides, convert it to the
+    dataclasses above and validate it. Raises on the first bad key or value."""
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(config_name=config_name, overrides=list(overrides or []))
+    config: Config = OmegaConf.to_object(cfg)
+    # Hydra's `+key=value` adds keys even to structured configs; a key that no dataclass has
+    # would then be silently ignored, so refuse it here.
+    unknown = _unknown_keys(cfg, OmegaConf.structured(config))
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown key (not a field of its config)")
+    config.validate()
+    return config
+
+
+def _unknown_keys(composed: DictConfig, schema: DictConfig, prefix: str = "") -> list[str]:
+    unknown = []
+    for key in composed:
+        if key not in schema:
+            unknown.append(f"{prefix}{key}")
+        elif isinstance(composed[key], DictConfig) and isinstance(schema[key], DictConfig):
+            unknown += _unknown_keys(composed[key], schema[key], f"{prefix}{key}.")
+    return unknown
+
+
+def to_yaml(config: Config) -> str:
+    return OmegaConf.to_yaml(OmegaConf.structured(config))
