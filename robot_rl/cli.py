@@ -31,40 +31,31 @@ def _run_dir(config: Config, command: str) -> Path:
     return run_dir
 
 
-def cmd_sim(config: Config) -> int:
+def run_scripted_expert(config: Config, command: str) -> int:
+    """Episodes of the twin's scripted expert: a video, a report and the config in the run dir.
+    Until the learner lands this is also the main job (`run`)."""
     from robot_rl.rollout import run_expert_episodes, write_report
 
-    run_dir = _run_dir(config, "sim")
-    results = run_expert_episodes(config, run_dir / "episodes.mp4")
-    report = write_report(results, config, run_dir, what="scripted expert on the simulation twin")
-    log.info("success %.2f over %d episodes; video: %s", report["success_rate"], len(results), run_dir / "episodes.mp4")
-    return 0
-
-
-def cmd_run(config: Config) -> int:
-    # Until the learner lands, the main job evaluates the scripted expert on the twin.
-    from robot_rl.rollout import run_expert_episodes, write_report
-
-    run_dir = _run_dir(config, "run")
+    run_dir = _run_dir(config, command)
     log.info("reward: %s (ground truth from the twin: an oracle)", config.reward.name)
     results = run_expert_episodes(config, run_dir / "episodes.mp4")
     report = write_report(results, config, run_dir, what="scripted expert on the simulation twin")
     log.info(
-        "%s: success %.2f, mean length %.1f over %d episodes; report: %s",
+        "%s: success %.2f, mean length %.1f over %d episodes; report, video and config in %s",
         config.task.name,
         report["success_rate"],
         report["mean_episode_length"],
         len(results),
-        run_dir / "report.json",
+        run_dir,
     )
     return 0
 
 
 # name -> (handler, help, overrides applied unless the user sets the same key)
-COMMANDS: dict[str, tuple[Callable[[Config], int], str, dict[str, str]]] = {
-    "run": (cmd_run, "the main job on the simulation twin (CPU, no robot, no network)", {}),
+COMMANDS: dict[str, tuple[Callable[[Config, str], int], str, dict[str, str]]] = {
+    "run": (run_scripted_expert, "the main job on the simulation twin (CPU, no robot, no network)", {}),
     "sim": (
-        cmd_sim,
+        run_scripted_expert,
         "run the twin with its scripted expert and write a video",
         {"sim": "pretty", "episodes": "3", "video_episodes": "${episodes}"},
     ),
@@ -103,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, HydraException, OmegaConfBaseException) as error:
         print(f"robot-rl {args.command}: invalid config:\n{_config_error_message(error)}", file=sys.stderr)
         return 2
-    return handler(config)
+    return handler(config, args.command)
 
 
 if __name__ == "__main__":
