@@ -1,6 +1,6 @@
 """Env speed: steps per second of SimTwinEnv on pick_cube, single process, CPU; gym-hil alongside.
 
-    .venv/bin/python bench/env_speed.py            # ~2 minutes on 2 cores
+    .venv/bin/python bench/env_speed.py            # ~80 s on 2 cores
     .venv/bin/python bench/env_speed.py --skip-gym-hil --repeats 3
 
 What is measured
@@ -41,6 +41,7 @@ import os
 import platform
 import statistics
 import subprocess
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -301,7 +302,8 @@ result = {
         "gl_renderer": gl_name,
     },
     "seconds": {"ours": round(ours_seconds, 1), "total": round(time.perf_counter() - t_start, 1)},
-    "command": "python bench/env_speed.py " + " ".join(f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items()),
+    "command": " ".join([".venv/bin/python", *sys.argv]),
+    "args": vars(args),
 }
 RESULTS.mkdir(exist_ok=True)
 (RESULTS / "env_speed.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -1,0 +1,1 @@
+"""Device drivers and robot adapters that no maintained ROS 2 package already covers."""

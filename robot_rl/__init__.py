@@ -1,0 +1,1 @@
+"""robot_rl: reward learning for real robots and their MuJoCo simulation twin."""

@@ -102,8 +102,9 @@ class SimTwinEnv(gym.Env):
         # Teleport the arm (joint positions from IK); the objects were placed by the task.
         solve_ik(m, d, start_pos, start_quat, q_init=HOME_QPOS)
         d.qvel[:] = 0.0
-        d.qpos[7:9] = self._finger_command(-1.0)
-        d.ctrl[self._gripper_act] = d.qpos[7]
+        opening = self.task.gripper_hold if self.task.gripper_hold is not None else FINGER_MAX_OPENING
+        d.qpos[7:9] = opening
+        d.ctrl[self._gripper_act] = opening
         self.target_pos, self.target_rotation = start_pos, start_rotation
         self._set_target()
         mujoco.mj_forward(m, d)

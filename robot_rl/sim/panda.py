@@ -175,8 +175,10 @@ def panda_mjcf(robot: RobotConfig, hand_payload: str = "", wrist_cameras: str = 
   <default class="robot">
     <geom contype="2" conaffinity="1" group="1" friction="1 0.005 0.0001"/>
   </default>
+  <!-- Heavy finger damping: MuJoCo integrates a saturated servo's kv explicitly, and with the
+       15 g fingers that is unstable; joint damping is always implicit. -->
   <default class="finger">
-    <joint axis="0 1 0" type="slide" range="0 {FINGER_MAX_OPENING}" armature="0.01" damping="2" stiffness="0"/>
+    <joint axis="0 1 0" type="slide" range="0 {FINGER_MAX_OPENING}" armature="0.01" damping="50" stiffness="0"/>
     <geom contype="2" conaffinity="1" group="1" condim="4" friction="1.5 0.01 0.0001"
           material="panda_dark" solref="0.005 1"/>
   </default>

@@ -20,7 +20,9 @@ from robot_rl.sim.env import HOME_TCP_ROTATION, SimTwinEnv
 G = 9.81  # MuJoCo's default gravity magnitude [m/s^2]
 
 
-def sim_config(cameras: list[str] | None = None, width: int | None = None, height: int | None = None, **kw) -> SimConfig:
+def sim_config(
+    cameras: list[str] | None = None, width: int | None = None, height: int | None = None, **kw
+) -> SimConfig:
     """A SimConfig, state-only unless `cameras` is given; width/height resize every rig."""
     cfg = SimConfig(cameras=[] if cameras is None else list(cameras), **kw)
     for rig in cfg.camera_rigs.values():

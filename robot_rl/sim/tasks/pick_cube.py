@@ -44,14 +44,17 @@ class PickCubeTask(Task):
         """Height of the cube's bottom face above the table [m] (0 when resting)."""
         return float(self.cube_pose()[2] - self.cfg.cube_half_size)
 
+    def bind(self, model, data) -> None:
+        super().bind(model, data)
+        self._cube_geom = model.geom("cube").id
+        self._finger_bodies = [model.body("left_finger").id, model.body("right_finger").id]
+
     def grasped(self) -> bool:
-        touching = set()
-        cube = self.model.geom("cube").id
-        for contact in self.data.contact[: self.data.ncon]:
-            if cube in (contact.geom1, contact.geom2):
-                other = contact.geom2 if contact.geom1 == cube else contact.geom1
-                touching.add(self.model.body(self.model.geom_bodyid[other]).name)
-        return {"left_finger", "right_finger"} <= touching
+        """Both fingers touch the cube."""
+        pairs = self.data.contact.geom[: self.data.ncon]
+        with_cube = pairs[(pairs == self._cube_geom).any(axis=1)]
+        touching = self.model.geom_bodyid[with_cube[with_cube != self._cube_geom]]
+        return all(finger in touching for finger in self._finger_bodies)
 
     def success(self) -> bool:
         return self.lift() >= self.cfg.lift_height
