@@ -49,5 +49,12 @@ def observation_space(cameras: Mapping[str, ImageSize], task_state_dim: int = 0)
     return spaces.Dict({"images": spaces.Dict(images), "state": spaces.Dict(state)})
 
 
+def flatten_state(state: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The state dict as one float32 vector: STATE_DIMS' keys in order, then "task" if present
+    (the twin's privileged object state, for state-based baselines only)."""
+    keys = [*STATE_DIMS, "task"] if "task" in state else list(STATE_DIMS)
+    return np.concatenate([np.asarray(state[k], dtype=np.float32).reshape(-1) for k in keys])
+
+
 def action_space() -> spaces.Box:
     return spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)

@@ -1,0 +1,1 @@
+"""Transitions, replay buffers and recorded episodes."""
