@@ -15,6 +15,11 @@ TASKS = ["reach", "pick_cube", "peg_insert"]
 SEEDS = range(4)
 
 
+def _expert(env):
+    expert = make_expert(env)
+    return lambda obs, info, t: expert.act(obs, info)
+
+
 def _run(env, policy, seed, steps=None):
     """Roll out `policy(obs, info, t)`; returns per-step rewards, infos and the final flags."""
     obs, info = env.reset(seed=seed)
@@ -33,8 +38,7 @@ def _run(env, policy, seed, steps=None):
 def test_expert_succeeds_within_episode(make_env, task):
     env = make_env(task)
     for seed in SEEDS:
-        expert = make_expert(env)
-        rewards, infos, terminated, truncated = _run(env, lambda o, i, t: expert.act(o, i), seed)
+        rewards, infos, terminated, truncated = _run(env, _expert(env), seed)
         # Sparse reward is exactly the success flag; the episode ends on the first success.
         assert terminated and not truncated, (task, seed)
         assert infos[-1]["success"] and rewards[-1] == 1.0
@@ -46,8 +50,7 @@ def test_expert_succeeds_within_episode(make_env, task):
 def test_dense_reward_rises_along_expert_trajectory(make_env, task):
     env = make_env(task, reward="dense")
     for seed in SEEDS:
-        expert = make_expert(env)
-        rewards, infos, terminated, _ = _run(env, lambda o, i, t: expert.act(o, i), seed)
+        rewards, infos, terminated, _ = _run(env, _expert(env), seed)
         assert terminated
         assert np.all((rewards >= 0.0) & (rewards <= 1.0))
         np.testing.assert_allclose(rewards, [i["oracle_dense_reward"] for i in infos[1:]])
@@ -118,6 +121,28 @@ def test_reach_success_is_goal_distance(make_env):
         assert info["success"] == (env.task.distance() < tol) == inside, env.task.distance()
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG (experts): ScriptedExpert._goto commands the whole remaining error every step, and the env "
+    "adds actions to the previous target (not the measured TCP), so the loop is an integrator with a "
+    "one-period lag: the reach expert ends in a limit cycle of ~2 cm and ~0.12 rad around the goal. A gain "
+    "of 0.5 on the action settles it within 1 mm",
+)
+def test_reach_expert_settles_on_goal(make_env, h):
+    env = make_env(ReachConfig(terminate_on_success=False))
+    for seed in range(5):
+        obs, info = env.reset(seed=seed)
+        act = _expert(env)
+        errors = []
+        for t in range(40):
+            obs, _, _, _, info = env.step(act(obs, info, t))
+            errors.append(
+                (np.linalg.norm(h.tcp_pos(env) - info["task_state"]), np.linalg.norm(h.tilt(h.tcp_rotation(env))))
+            )
+        late = np.array(errors[30:])
+        assert late[:, 0].max() < 0.005 and late[:, 1].max() < 0.03, (seed, late.max(axis=0))
+
+
 # --- pick_cube ----------------------------------------------------------------------------------
 
 
@@ -156,7 +181,7 @@ def test_pick_cube_success_is_lift_height_even_without_grasp(make_env, h):
         assert env.task.success() == expected
 
 
-def test_pick_cube_grasped_only_when_both_fingers_touch(make_env, h):
+def test_pick_cube_grasp_detection(make_env, h):
     env = make_env(PickCubeConfig(terminate_on_success=False))
     obs, info = env.reset(seed=1)
     expert = make_expert(env)
