@@ -6,7 +6,11 @@ obs = {"images": {camera: uint8[H, W, 3]},    (absent when no camera is configur
                  "tcp_vel": float32[6]   linear [m/s] + angular [rad/s] velocity, base frame,
                  "gripper": float32[1]   opening, 0 closed .. 1 fully open,
                  "wrench": float32[12]   F/T over the last control period: mean force [N],
-                                          mean torque [Nm], max-abs force, max-abs torque}}
+                                          mean torque [Nm], max-abs force, max-abs torque;
+                                          the wrench the flange exerts on the tool, in the
+                                          sensor frame (z along the fingers), zeroed at rest
+                                          at reset: pointing down, an added held weight m
+                                          reads F_z = -m*g, pressing on a surface F_z > 0}}
 action = float32[7] in [-1, 1]: TCP translation (3) and rotation as a rotation vector (3), each
 scaled by the robot's per-step maximum, then the gripper (-1 open .. +1 closed).
 """

@@ -149,11 +149,11 @@ class RobotConfig:
     name: str = "panda"
     translational_stiffness: float = 1500.0  # N/m
     translational_damping: float = 90.0  # N s/m
-    rotational_stiffness: float = 60.0  # Nm/rad
-    rotational_damping: float = 4.0  # Nm s/rad
-    posture_stiffness: float = 2.0  # Nm/rad
+    rotational_stiffness: float = 150.0  # Nm/rad
+    rotational_damping: float = 6.0  # Nm s/rad
+    posture_stiffness: float = 2.0  # Nm/rad, null-space pull of the elbow toward home
     gripper_force: float = 70.0  # N
-    # An action of +-1 moves the target this far from the measured TCP pose in one control step.
+    # An action of +-1 puts the impedance target this far from the measured TCP pose.
     max_translation_step: float = 0.03  # m
     max_rotation_step: float = 0.15  # rad
     # TCP target box in the robot base frame [m], and the largest rotation away from the

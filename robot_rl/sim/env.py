@@ -30,7 +30,7 @@ from scipy.spatial.transform import Rotation
 from robot_rl import spec
 from robot_rl.sim.config import RobotConfig, SimConfig, TaskConfig, check_choice
 from robot_rl.sim.ft_sensor import WristFTSensor
-from robot_rl.sim.panda import FINGER_MAX_OPENING, HOME_QPOS, solve_ik
+from robot_rl.sim.panda import FINGER_MAX_OPENING, HOME_QPOS, posture_torque, solve_ik
 from robot_rl.sim.randomization import DomainRandomizer
 from robot_rl.sim.scene import VIDEO_SIZE, build_model
 from robot_rl.sim.tasks import make_task
@@ -38,7 +38,7 @@ from robot_rl.sim.tasks import make_task
 log = logging.getLogger(__name__)
 
 REWARD_TYPES = ("sparse", "dense")
-SETTLE_TIME = 0.3  # s of physics after a reset, so objects come to rest before the first obs
+SETTLE_TIME = 1.0  # s of physics after a reset, so the scene is at rest when the F/T is zeroed
 
 # The home orientation: TCP pointing straight down, fingers closing along the world y axis.
 HOME_TCP_ROTATION = Rotation.from_matrix(np.diag([1.0, -1.0, -1.0]))
@@ -108,6 +108,7 @@ class SimTwinEnv(gym.Env):
         self.target_pos, self.target_rotation = start_pos, start_rotation
         self._set_target()
         mujoco.mj_forward(m, d)
+        self._apply_posture_torque()
         if np.linalg.norm(d.site_xpos[self._tcp] - start_pos) > 0.01:
             log.warning("reset: IK reached %s for TCP target %s", d.site_xpos[self._tcp], start_pos)
 
@@ -126,6 +127,7 @@ class SimTwinEnv(gym.Env):
     def step(self, action):
         a = self._checked_action(action)
         self._move_target(a)
+        self._apply_posture_torque()
         samples = self._simulate_period()
         self._wrench = WristFTSensor.period_statistics(samples)
         self._steps += 1
@@ -166,28 +168,26 @@ class SimTwinEnv(gym.Env):
         return np.clip(a, -1.0, 1.0)
 
     def _move_target(self, a: np.ndarray) -> None:
-        """Move the impedance target by the scaled action, within the safety limits: the
-        workspace box, a maximum tilt from the home orientation, and at most one step's
-        reach from the measured TCP pose (so a blocked arm never winds up a large force)."""
+        """Set the impedance target to the measured TCP pose moved by the scaled action (as SERL
+        does on the real Franka), within the safety limits: the workspace box and a maximum
+        tilt from the home orientation. Relative to the measured pose, a blocked arm never
+        winds up a force larger than stiffness x one step."""
         r = self.robot_cfg
         tcp_pos = self.data.site_xpos[self._tcp]
         tcp_rotation = Rotation.from_matrix(self.data.site_xmat[self._tcp].reshape(3, 3))
 
-        pos = self.target_pos + a[:3] * r.max_translation_step
-        pos = np.clip(pos, tcp_pos - r.max_translation_step, tcp_pos + r.max_translation_step)
-        self.target_pos = np.clip(pos, r.workspace_low, r.workspace_high)
-
-        rotation = Rotation.from_rotvec(a[3:6] * r.max_rotation_step) * self.target_rotation
-        lag = (rotation * tcp_rotation.inv()).as_rotvec()
-        lag_norm = np.linalg.norm(lag)
-        if lag_norm > r.max_rotation_step:
-            rotation = Rotation.from_rotvec(lag * r.max_rotation_step / lag_norm) * tcp_rotation
+        self.target_pos = np.clip(tcp_pos + a[:3] * r.max_translation_step, r.workspace_low, r.workspace_high)
+        rotation = Rotation.from_rotvec(a[3:6] * r.max_rotation_step) * tcp_rotation
         tilt = np.clip((rotation * HOME_TCP_ROTATION.inv()).as_rotvec(), -np.array(r.max_tilt), r.max_tilt)
         self.target_rotation = Rotation.from_rotvec(tilt) * HOME_TCP_ROTATION
         self._set_target()
 
         hold = self.task.gripper_hold
         self.data.ctrl[self._gripper_act] = hold if hold is not None else self._finger_command(a[6])
+
+    def _apply_posture_torque(self) -> None:
+        # Updated once per control period: the null space changes slowly at these speeds.
+        self.data.qfrc_applied[:7] = posture_torque(self.model, self.data, self.robot_cfg.posture_stiffness)
 
     def _set_target(self) -> None:
         self.data.mocap_pos[self._target] = self.target_pos

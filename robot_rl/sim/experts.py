@@ -83,8 +83,8 @@ class PickCubeExpert(ScriptedExpert):
 
 
 class PegInsertExpert(ScriptedExpert):
-    """Hover the peg tip over the hole until it is lined up to within the clearance, then
-    push it straight down, slowly; back up to hovering whenever it is off centre above the rim."""
+    """Hover the peg tip over the hole until it is lined up to within the clearance, then push it
+    straight down, slowly; back up to hovering if it drifts off centre while above the rim."""
 
     def act(self, obs: dict, info: dict) -> np.ndarray:
         s = info["task_state"]
@@ -93,12 +93,20 @@ class PegInsertExpert(ScriptedExpert):
         tcp = obs["state"]["tcp_pose"]
         tcp_yaw = (Rotation.from_quat(tcp[3:], scalar_first=True) * HOME_TCP_ROTATION.inv()).as_euler("zyx")[0]
         yaw_error = abs((tcp_yaw - yaw + np.pi / 4) % (np.pi / 2) - np.pi / 4)
+        xy_error = np.linalg.norm(tip[:2] - rim[:2])
+        clearance = self.env.task.cfg.clearance
+        above_rim = tip[2] > rim[2] - 0.002
+        # Hysteresis: start down when well centred, give up only when clearly off centre.
+        # The tip fits when it is within clearance / 2 of the hole axis.
+        if self.phase == "approach" and xy_error < 0.25 * clearance and yaw_error < 0.02:
+            self._advance("insert")
+        elif self.phase == "insert" and above_rim and xy_error > 0.5 * clearance:
+            self._advance("approach")
         tip_to_tcp = tcp[:3] - tip
-        lined_up = np.linalg.norm(tip[:2] - rim[:2]) < 0.4 * self.env.task.cfg.clearance and yaw_error < 0.02
-        if tip[2] > rim[2] - 0.002 and not lined_up:
-            return self._goto(obs, rim + [0.0, 0.0, 0.008] + tip_to_tcp, yaw, CLOSE, max_speed=0.5)
+        if self.phase == "approach":
+            return self._goto(obs, rim + [0.0, 0.0, 0.006] + tip_to_tcp, yaw, CLOSE, max_speed=0.5)
         bottom = rim - [0.0, 0.0, self.env.task.cfg.hole_depth]
-        return self._goto(obs, bottom + tip_to_tcp, yaw, CLOSE, max_speed=0.25)
+        return self._goto(obs, bottom + tip_to_tcp, yaw, CLOSE, max_speed=0.1)
 
 
 EXPERTS: dict[str, type[ScriptedExpert]] = {

@@ -12,7 +12,9 @@ Control is a Cartesian impedance controller evaluated by MuJoCo at every physics
 (MuJoCo's site transmission with `refsite`), so the joint torques are
 tau = J^T (K (x_target - x) - D xdot), clamped to the Panda's joint torque limits, with the
 robot's own gravity compensated (`gravcomp`) as Franka's controller does. The policy moves
-the target frame at the control rate; no Python runs inside the physics loop.
+the target frame at the control rate; no Python runs inside the physics loop. The redundant
+seventh degree of freedom is held near home by a posture torque projected into the Jacobian's
+null space (`posture_torque`), so it never pulls the TCP off its target.
 """
 
 from __future__ import annotations
@@ -105,7 +107,7 @@ def panda_mjcf(robot: RobotConfig, hand_payload: str = "", wrist_cameras: str = 
         bodies_open.append(
             f'<body name="{name}" pos="{pos}" quat="{quat}" gravcomp="1">\n'
             f'<inertial mass="{mass}" pos="{com}" fullinertia="{inertia}"/>\n'
-            f'<joint name="joint{i + 1}" range="{lo} {hi}" springref="{HOME_QPOS[i]}" '
+            f'<joint name="joint{i + 1}" range="{lo} {hi}" '
             f'actuatorfrcrange="{-TORQUE_LIMITS[i]} {TORQUE_LIMITS[i]}"/>\n{geoms}'
         )
         bodies_close.append("</body>")
@@ -171,14 +173,14 @@ def panda_mjcf(robot: RobotConfig, hand_payload: str = "", wrist_cameras: str = 
     )
     default = f"""
 <default class="panda">
-  <joint axis="0 0 1" armature="0.1" damping="1" stiffness="{g.posture_stiffness}"/>
+  <joint axis="0 0 1" armature="0.1" damping="1"/>
   <default class="robot">
     <geom contype="2" conaffinity="1" group="1" friction="1 0.005 0.0001"/>
   </default>
   <!-- Heavy finger damping: MuJoCo integrates a saturated servo's kv explicitly, and with the
        15 g fingers that is unstable; joint damping is always implicit. -->
   <default class="finger">
-    <joint axis="0 1 0" type="slide" range="0 {FINGER_MAX_OPENING}" armature="0.01" damping="50" stiffness="0"/>
+    <joint axis="0 1 0" type="slide" range="0 {FINGER_MAX_OPENING}" armature="0.01" damping="50"/>
     <geom contype="2" conaffinity="1" group="1" condim="4" friction="1.5 0.01 0.0001"
           material="panda_dark" solref="0.005 1"/>
   </default>
@@ -251,3 +253,16 @@ def solve_ik(
         dq = J.T @ np.linalg.solve(J @ J.T + damping * np.eye(6), err)
         data.qpos[:7] = np.clip(data.qpos[:7] + dq, JOINT_LIMITS[:, 0], JOINT_LIMITS[:, 1])
     return data.qpos[:7].copy()
+
+
+def posture_torque(
+    model: mujoco.MjModel, data: mujoco.MjData, stiffness: float, q_home: np.ndarray = HOME_QPOS
+) -> np.ndarray:
+    """Joint torque pulling the arm toward `q_home` only in the null space of the TCP Jacobian:
+    tau = (I - J^T (J^T)^+) k (q_home - q), the posture term of Franka's Cartesian impedance
+    example controller. It moves the elbow without moving the TCP."""
+    jac = np.zeros((6, model.nv))
+    mujoco.mj_jacSite(model, data, jac[:3], jac[3:], model.site("tcp").id)
+    J = jac[:, :7]
+    null_space = np.eye(7) - J.T @ np.linalg.pinv(J.T)
+    return null_space @ (stiffness * (q_home - data.qpos[:7]))

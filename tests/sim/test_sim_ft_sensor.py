@@ -180,12 +180,6 @@ def test_tared_sensor_reads_near_zero_holding_still(make_env, h, task):
     assert _still_force_after_reset(make_env(task), h).max() < 0.15
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (minor): reset tares the sensor after SETTLE_TIME = 0.3 s, while the arm still rings from "
-    "the IK teleport; holding still afterwards reads 0.05-0.1 N (5-10% of the cube's weight). A 1 s "
-    "settle brings it under 0.02 N",
-)
 @pytest.mark.parametrize("task", ["pick_cube", "peg_insert"])
 def test_tare_is_taken_at_rest(make_env, h, task):
     assert _still_force_after_reset(make_env(task), h).max() < 0.03
@@ -243,9 +237,9 @@ def test_wrench_reads_lifted_cube_weight(make_env, h):
 
 @pytest.mark.parametrize(
     "posture_stiffness, rel",
-    # With the default posture spring, the spring takes ~13% of the impedance force (see the xfail
-    # in test_sim_controller.py); without it the sensor reads the impedance force to within 5%.
-    [(None, 0.2), (0.0, 0.05)],
+    # The posture torque acts in the null space only, so with or without it the sensor reads the
+    # impedance force to within 5%.
+    [(None, 0.05), (0.0, 0.05)],
 )
 def test_wrench_reads_contact_force_opposite_to_payload(make_env, h, posture_stiffness, rel):
     """Pressing the peg down on the table reads a force along z of the opposite sign to a hanging

@@ -130,11 +130,6 @@ def test_physics_scales_object_mass_inertia_friction(make_env, h):
     assert env.model.body_mass[link] == pytest.approx(3.228604)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: PegInsertTask does not override object_body_names() (base returns []), so "
-    "sim.randomize.physics ('object friction and mass') is a silent no-op in peg_insert",
-)
 def test_physics_randomisation_reaches_peg_insert_objects(make_env, h):
     env = make_env("peg_insert", sim=_sim(h, on=["physics"]))
     nominal = _snapshot(env.model)

@@ -93,8 +93,12 @@ class PegInsertTask(Task):
     def dense_reward(self) -> float:
         x, y, z = self.tip_in_hole_frame()
         align = 1.0 - np.tanh(20.0 * np.hypot(x, y))
+        # Depth counts only in proportion to alignment, so pressing beside the hole earns nothing.
         depth = np.clip(-z / self.cfg.insert_depth, 0.0, 1.0)
-        return float(0.5 * align + 0.5 * depth)
+        return float(0.5 * align + 0.5 * align * depth)
+
+    def object_body_names(self) -> list[str]:
+        return ["peg", "fixture"]
 
     def state(self) -> np.ndarray:
         rim, yaw = self.hole()

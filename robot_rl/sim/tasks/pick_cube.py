@@ -10,7 +10,7 @@ from robot_rl.sim.tasks.base import SCENE_COLLISION, Task, TaskMJCF, TaskReset
 
 @dataclass
 class PickCubeTask(Task):
-    """Grasp a cube on the table and lift it `lift_height` above the table."""
+    """Grasp a cube on the table and lift it `lift_height` above the table, held by both fingers."""
 
     cfg: PickCubeConfig
 
@@ -57,7 +57,8 @@ class PickCubeTask(Task):
         return all(finger in touching for finger in self._finger_bodies)
 
     def success(self) -> bool:
-        return self.lift() >= self.cfg.lift_height
+        # Held, not only high: a cube flung into the air is not a successful pick.
+        return self.lift() >= self.cfg.lift_height and self.grasped()
 
     def dense_reward(self) -> float:
         reach = 1.0 - np.tanh(10.0 * np.linalg.norm(self.tcp_pos() - self.cube_pose()[:3]))
