@@ -1,0 +1,4 @@
+from robot_rl.agents.bc.agent import BCAgent
+from robot_rl.agents.bc.config import BCConfig
+
+__all__ = ["BCAgent", "BCConfig"]

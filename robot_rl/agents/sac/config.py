@@ -1,0 +1,77 @@
+"""SACConfig: SAC in the RLPD recipe (Ball et al. 2023) with SERL/HIL-SERL's image pipeline.
+
+A plain dataclass (a Hydra structured config as well): `validate()` checks the values a type
+cannot and names the bad key, e.g. "agent.critic_subset: must be in [1, num_critics=10], got 12".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from robot_rl.agents.config import AgentConfig
+from robot_rl.agents.networks import ENCODERS
+from robot_rl.sim.config import ConfigError, check_choice
+
+
+@dataclass
+class SACConfig(AgentConfig):
+    name: str = "sac"
+    # networks: every hidden layer is Linear -> LayerNorm -> ReLU (RLPD)
+    hidden_dims: list[int] = field(default_factory=lambda: [256, 256])
+    num_critics: int = 10  # ensemble size E
+    critic_subset: int = 2  # the TD target is the min over a random subset of this many target critics (REDQ)
+    utd_ratio: int = 1  # critic updates per actor update: update() takes this many batches
+    discount: float = 0.99
+    tau: float = 0.005  # Polyak rate of the target critics
+    backup_entropy: bool = True  # subtract alpha * log pi(a'|s') in the TD target (RLPD's default)
+    actor_lr: float = 3e-4
+    critic_lr: float = 3e-4  # also trains the shared encoder (and the grasp critic)
+    temperature_lr: float = 3e-4
+    init_temperature: float = 1.0
+    target_entropy: float | None = None  # None: -(continuous action dim) / 2, as in RLPD
+    log_std_min: float = -5.0
+    log_std_max: float = 2.0
+    batch_size: int = 256  # per batch; the learner loop samples utd_ratio of them per update
+    # observation encoder, shared by actor and critics, trained by the critic loss only
+    encoder: str = "cnn"  # "cnn" (small, from scratch: CPU default) | "resnet10" | "resnet18" (frozen)
+    encoder_weights: str | None = None  # local weights file of the pretrained ResNet
+    cnn_channels: list[int] = field(default_factory=lambda: [8, 16, 32, 32])  # "cnn": 3x3 stride-2 conv layers
+    image_feature_dim: int = 50  # per camera (DrQ)
+    state_feature_dim: int = 64  # proprio + wrench embedding
+    image_pad: int = 4  # DrQ random shift in pixels; 0 disables augmentation
+    # HIL-SERL's hybrid gripper: SAC on the 6-D pose, a DQN critic over {open, stay, close}
+    hybrid_gripper: bool = False
+    grasp_penalty: float = -0.02  # added to the grasp critic's reward when a command toggles the gripper
+    seed: int = 0
+
+    def validate(self, key: str = "agent") -> None:
+        def check(condition: bool, name: str, message: str) -> None:
+            if not condition:
+                raise ConfigError(f"{key}.{name}: {message}")
+
+        check(self.name == "sac", "name", f"must be 'sac' for SACConfig, got {self.name!r}")
+        check(len(self.hidden_dims) >= 1 and min(self.hidden_dims) >= 1, "hidden_dims", "needs >= 1 positive size")
+        check(self.num_critics >= 1, "num_critics", f"must be >= 1, got {self.num_critics}")
+        check(
+            1 <= self.critic_subset <= self.num_critics,
+            "critic_subset",
+            f"must be in [1, num_critics={self.num_critics}], got {self.critic_subset}",
+        )
+        check(self.utd_ratio >= 1, "utd_ratio", f"must be >= 1, got {self.utd_ratio}")
+        check(0.0 <= self.discount <= 1.0, "discount", f"must be in [0, 1], got {self.discount}")
+        check(0.0 < self.tau <= 1.0, "tau", f"must be in (0, 1], got {self.tau}")
+        for name in ("actor_lr", "critic_lr", "temperature_lr", "init_temperature"):
+            check(getattr(self, name) > 0, name, f"must be > 0, got {getattr(self, name)}")
+        check(self.log_std_min < self.log_std_max, "log_std_min", "must be < log_std_max")
+        check(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
+        check_choice(self.encoder, ENCODERS, f"{key}.encoder")
+        check(
+            self.encoder_weights is None or self.encoder != "cnn",
+            "encoder_weights",
+            "only a pretrained encoder (resnet10/resnet18) loads weights",
+        )
+        check(len(self.cnn_channels) >= 1 and min(self.cnn_channels) >= 1, "cnn_channels", "needs >= 1 positive size")
+        check(self.image_feature_dim >= 1, "image_feature_dim", "must be >= 1")
+        check(self.state_feature_dim >= 1, "state_feature_dim", "must be >= 1")
+        check(self.image_pad >= 0, "image_pad", f"must be >= 0, got {self.image_pad}")
+        check(self.grasp_penalty <= 0, "grasp_penalty", f"is a penalty: must be <= 0, got {self.grasp_penalty}")
