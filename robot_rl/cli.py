@@ -1,14 +1,18 @@
 """`robot-rl`: the command line of the workflow. Each subcommand takes Hydra overrides.
 
-  robot-rl run  [overrides]   the main job on its default: the simulation twin, CPU only
-  robot-rl sim  [overrides]   the twin with its scripted expert, recorded to a video
+  robot-rl run   [overrides]   the main job: demos, RLPD training and evaluation on the twin (CPU)
+  robot-rl train [overrides]   train an agent (agent=sac|bc) on the twin; run_dir=... resumes
+  robot-rl eval checkpoint=RUN_DIR [overrides]   evaluate a trained agent: success rate and video
+  robot-rl sim   [overrides]   the twin with its scripted expert, recorded to a video
 
-Examples: `robot-rl sim task=peg_insert episodes=2`, `robot-rl run sim=randomized seed=7`.
+Examples: `robot-rl sim task=peg_insert episodes=2`, `robot-rl train sim=state task=pick_cube`,
+`robot-rl train run_dir=outputs/train/20261123-101500` (resume), `robot-rl run train.env_steps=2000`.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
@@ -24,25 +28,68 @@ log = logging.getLogger("robot_rl")
 
 
 def _run_dir(config: Config, command: str) -> Path:
-    run_dir = Path(config.output_dir) / command / time.strftime("%Y%m%d-%H%M%S")
+    run_dir = (
+        Path(config.run_dir) if config.run_dir else Path(config.output_dir) / command / time.strftime("%Y%m%d-%H%M%S")
+    )
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(to_yaml(config))
     logging.getLogger().addHandler(logging.FileHandler(run_dir / "log.txt"))
     return run_dir
 
 
-def run_scripted_expert(config: Config, command: str) -> int:
-    """Episodes of the twin's scripted expert: a video, a report and the config in the run dir.
-    Until the learner lands this is also the main job (`run`)."""
-    from robot_rl.rollout import run_expert_episodes, write_report
+def cmd_sim(config: Config, run_dir: Path) -> int:
+    from robot_rl.rollout import make_env, run_episodes, write_report
+    from robot_rl.sim.experts import make_expert
 
-    run_dir = _run_dir(config, command)
-    log.info("reward: %s (ground truth from the twin: an oracle)", config.reward.name)
-    results = run_expert_episodes(config, run_dir / "episodes.mp4")
+    env = make_env(config)
+    results = run_episodes(
+        env, make_expert(env), config.episodes, config.seed, run_dir / "episodes.mp4", config.video_episodes
+    )
     report = write_report(results, config, run_dir, what="scripted expert on the simulation twin")
     log.info(
-        "%s: success %.2f, mean length %.1f over %d episodes; report, video and config in %s",
+        "%s: expert success %.2f over %d episodes; video in %s",
         config.task.name,
+        report["success_rate"],
+        len(results),
+        run_dir,
+    )
+    return 0
+
+
+def cmd_train(config: Config, run_dir: Path) -> dict:
+    from robot_rl.train.learner import Trainer
+
+    log.info("reward: %s (ground truth from the twin: an oracle)", config.reward.name)
+    result = Trainer(config, run_dir).train()
+    final = result["final_eval"]
+    (run_dir / "report.json").write_text(
+        json.dumps({"agent": config.agent.name, "task": config.task.name, **result}, indent=2)
+    )
+    log.info(
+        "%s on %s: ground-truth success %.2f over %d eval episodes; curve, video, checkpoints in %s",
+        config.agent.name,
+        config.task.name,
+        final["success_rate"],
+        final["episodes"],
+        run_dir,
+    )
+    return result
+
+
+def cmd_eval(config: Config, run_dir: Path) -> int:
+    from robot_rl.rollout import AgentPolicy, make_env, run_episodes, write_report
+    from robot_rl.train.learner import load_trained_agent
+
+    if not config.checkpoint:
+        raise ConfigError("checkpoint: give the run directory of a training run, e.g. checkpoint=outputs/train/<time>")
+    env = make_env(config)
+    agent, step = load_trained_agent(config, Path(config.checkpoint), env)
+    results = run_episodes(
+        env, AgentPolicy(agent), config.episodes, config.seed, run_dir / "episodes.mp4", config.video_episodes
+    )
+    report = write_report(results, config, run_dir, what=f"agent from {config.checkpoint} (step {step})")
+    log.info(
+        "ground-truth success %.2f, mean length %.1f over %d episodes; report and video in %s",
         report["success_rate"],
         report["mean_episode_length"],
         len(results),
@@ -52,20 +99,25 @@ def run_scripted_expert(config: Config, command: str) -> int:
 
 
 # name -> (handler, help, overrides applied unless the user sets the same key)
-COMMANDS: dict[str, tuple[Callable[[Config, str], int], str, dict[str, str]]] = {
-    "run": (run_scripted_expert, "the main job on the simulation twin (CPU, no robot, no network)", {}),
+COMMANDS: dict[str, tuple[Callable[[Config, Path], object], str, dict[str, str]]] = {
+    "run": (
+        cmd_train,
+        "the main job: demos, RLPD training and evaluation on the twin (CPU, no robot, no network)",
+        {"sim": "state", "train": "quick"},
+    ),
+    "train": (cmd_train, "train an agent on the twin (run_dir=... resumes a run)", {}),
+    "eval": (cmd_eval, "evaluate a trained agent (checkpoint=RUN_DIR): ground-truth success, video", {}),
     "sim": (
-        run_scripted_expert,
+        cmd_sim,
         "run the twin with its scripted expert and write a video",
-        {"sim": "pretty", "episodes": "3", "video_episodes": "${episodes}"},
+        {"sim": "pretty", "agent": "scripted_expert", "episodes": "3", "video_episodes": "${episodes}"},
     ),
 }
 
 
 def _with_defaults(overrides: list[str], defaults: dict[str, str]) -> list[str]:
     given = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
-    extra = [f"{key}={value}" for key, value in defaults.items() if key not in given]
-    return extra + overrides
+    return [f"{key}={value}" for key, value in defaults.items() if key not in given] + overrides
 
 
 def _config_error_message(error: Exception) -> str:
@@ -91,10 +143,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("OpenGL").setLevel(logging.WARNING)
     try:
         config = load_config(_with_defaults(args.overrides, defaults))
+        if args.command in ("train", "run") and config.agent.name == "scripted_expert":
+            raise ConfigError("agent.name: train needs a learning agent (agent=sac or agent=bc)")
     except (ConfigError, HydraException, OmegaConfBaseException) as error:
         print(f"robot-rl {args.command}: invalid config:\n{_config_error_message(error)}", file=sys.stderr)
         return 2
-    return handler(config, args.command)
+    handler(config, _run_dir(config, args.command))
+    return 0
 
 
 if __name__ == "__main__":

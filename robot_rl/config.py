@@ -15,6 +15,9 @@ from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from robot_rl.agents.bc.config import BCConfig
+from robot_rl.agents.config import AgentConfig, ScriptedExpertConfig
+from robot_rl.agents.sac.config import SACConfig
 from robot_rl.sim.config import (
     ConfigError,
     PegInsertConfig,
@@ -25,21 +28,11 @@ from robot_rl.sim.config import (
     TaskConfig,
     check_choice,
 )
+from robot_rl.train.config import TrainConfig
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
-AGENT_NAMES = ("scripted_expert",)
 REWARD_NAMES = ("oracle_sparse", "oracle_dense")
-
-
-@dataclass
-class AgentConfig:
-    """The policy that acts. Only the scripted expert exists until the learner lands."""
-
-    name: str = MISSING
-
-    def validate(self, key: str = "agent") -> None:
-        check_choice(self.name, AGENT_NAMES, f"{key}.name")
 
 
 @dataclass
@@ -64,13 +57,16 @@ class Config:
     sim: SimConfig = MISSING
     agent: AgentConfig = MISSING
     reward: RewardConfig = MISSING
+    train: TrainConfig = MISSING
     seed: int = 0
     episodes: int = 3
     output_dir: str = "outputs"
     video_episodes: int = 1  # how many of the episodes go into the video
+    run_dir: str = ""  # train: "" makes a new run dir under output_dir; an existing one resumes
+    checkpoint: str = ""  # eval: the run dir of a training run
 
     def validate(self) -> None:
-        for key in ("task", "robot", "sim", "agent", "reward"):
+        for key in ("task", "robot", "sim", "agent", "reward", "train"):
             getattr(self, key).validate(key)
         if self.episodes < 1:
             raise ConfigError(f"episodes: must be >= 1, got {self.episodes}")
@@ -87,7 +83,10 @@ def register_configs() -> None:
     cs.store(group="schema/task", name="peg_insert", node=PegInsertConfig)
     cs.store(group="schema/robot", name="panda", node=RobotConfig)
     cs.store(group="schema/sim", name="sim", node=SimConfig)
-    cs.store(group="schema/agent", name="agent", node=AgentConfig)
+    cs.store(group="schema/agent", name="sac", node=SACConfig)
+    cs.store(group="schema/agent", name="bc", node=BCConfig)
+    cs.store(group="schema/agent", name="scripted_expert", node=ScriptedExpertConfig)
+    cs.store(group="schema/train", name="train", node=TrainConfig)
     cs.store(group="schema/reward", name="reward", node=RewardConfig)
 
 
@@ -115,6 +114,16 @@ def _unknown_keys(composed: DictConfig, schema: DictConfig, prefix: str = "") ->
         elif isinstance(composed[key], DictConfig) and isinstance(schema[key], DictConfig):
             unknown += _unknown_keys(composed[key], schema[key], f"{prefix}{key}.")
     return unknown
+
+
+def agent_config_of_run(run_dir: Path) -> AgentConfig:
+    """The agent config a training run was started with (its config.yaml), so that evaluating it
+    builds the same networks whatever the evaluation's own agent options are."""
+    saved = OmegaConf.load(run_dir / "config.yaml").agent
+    schemas = {"sac": SACConfig, "bc": BCConfig}
+    if saved.get("name") not in schemas:
+        raise ConfigError(f"agent.name: the run in {run_dir} trained {saved.get('name')!r}, not a learning agent")
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schemas[saved.name]), saved))
 
 
 def to_yaml(config: Config) -> str:

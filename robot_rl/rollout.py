@@ -1,11 +1,11 @@
-"""Running episodes on the twin: the env from a config, a rollout loop, videos and a report."""
+"""Running episodes on the twin: the env from a config, a rollout loop with video, a report."""
 
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol
 
 import imageio.v2 as imageio
 import numpy as np
@@ -13,10 +13,26 @@ from tqdm import tqdm
 
 from robot_rl.config import Config
 from robot_rl.sim.env import SimTwinEnv
-from robot_rl.sim.experts import make_expert
 from robot_rl.sim.scene import VIDEO_SIZE
 
-log = logging.getLogger(__name__)
+
+class Policy(Protocol):
+    def reset(self) -> None: ...
+
+    def act(self, obs: dict, info: dict) -> np.ndarray: ...
+
+
+class AgentPolicy:
+    """An agent (act(obs, deterministic)) as a Policy, for evaluation."""
+
+    def __init__(self, agent, deterministic: bool = True):
+        self.agent, self.deterministic = agent, deterministic
+
+    def reset(self) -> None:
+        pass
+
+    def act(self, obs: dict, info: dict) -> np.ndarray:
+        return self.agent.act(obs, deterministic=self.deterministic)
 
 
 def make_env(config: Config) -> SimTwinEnv:
@@ -40,52 +56,62 @@ def video_frame(env: SimTwinEnv) -> np.ndarray:
     return np.concatenate(views, axis=1)
 
 
-def run_expert_episodes(config: Config, video_path: Path | None) -> list[EpisodeResult]:
-    """`config.episodes` episodes of the scripted expert, seeds config.seed, config.seed+1, ...;
-    the first `config.video_episodes` of them are recorded to `video_path`."""
-    env = make_env(config)
-    expert = make_expert(env)
+def run_episodes(
+    env: SimTwinEnv,
+    policy: Policy,
+    episodes: int,
+    seed: int,
+    video_path: Path | None = None,
+    video_episodes: int = 0,
+    progress: bool = True,
+) -> list[EpisodeResult]:
+    """`episodes` episodes on seeds seed, seed+1, ...; the first `video_episodes` are recorded."""
     writer = None
-    if video_path is not None and config.video_episodes > 0:
-        writer = imageio.get_writer(video_path, fps=config.sim.control_hz, codec="libx264", quality=7)
+    if video_path is not None and video_episodes > 0:
+        writer = imageio.get_writer(video_path, fps=env.sim_cfg.control_hz, codec="libx264", quality=7)
     results = []
-    progress = tqdm(range(config.episodes), desc=f"{config.task.name} episodes", unit="ep")
+    bar = tqdm(range(episodes), desc=f"{env.task.cfg.name} episodes", unit="ep", disable=not progress, leave=False)
     try:
-        for episode in progress:
-            seed = config.seed + episode
-            record = writer is not None and episode < config.video_episodes
-            obs, info = env.reset(seed=seed)
-            expert.reset()
+        for episode in bar:
+            record = writer is not None and episode < video_episodes
+            obs, info = env.reset(seed=seed + episode)
+            policy.reset()
             episode_return = dense_return = 0.0
             length = 0
             if record:
                 writer.append_data(video_frame(env))
             terminated = truncated = False
             while not (terminated or truncated):
-                obs, reward, terminated, truncated, info = env.step(expert.act(obs, info))
+                obs, reward, terminated, truncated, info = env.step(policy.act(obs, info))
                 length += 1
                 episode_return += reward
                 dense_return += info["oracle_dense_reward"]
                 if record:
                     writer.append_data(video_frame(env))
-            results.append(EpisodeResult(seed, bool(info["success"]), length, episode_return, dense_return))
-            progress.set_postfix(success_rate=f"{np.mean([r.success for r in results]):.2f}")
+            results.append(EpisodeResult(seed + episode, bool(info["success"]), length, episode_return, dense_return))
+            bar.set_postfix(success_rate=f"{np.mean([r.success for r in results]):.2f}")
     finally:
         if writer is not None:
             writer.close()
-        env.close()
     return results
 
 
-def write_report(results: list[EpisodeResult], config: Config, run_dir: Path, what: str) -> dict:
-    report = {
-        "what": what,
-        "task": config.task.name,
-        "reward": f"{config.reward.name} (ground truth from the twin: an oracle, not a learned reward)",
+def summarize(results: list[EpisodeResult]) -> dict:
+    return {
         "episodes": len(results),
         "success_rate": float(np.mean([r.success for r in results])),
         "mean_episode_length": float(np.mean([r.length for r in results])),
         "mean_return": float(np.mean([r.episode_return for r in results])),
+    }
+
+
+def write_report(results: list[EpisodeResult], config: Config, run_dir: Path, what: str, **extra) -> dict:
+    report = {
+        "what": what,
+        "task": config.task.name,
+        "reward": f"{config.reward.name} (ground truth from the twin: an oracle, not a learned reward)",
+        **summarize(results),
+        **extra,
         "per_episode": [asdict(r) for r in results],
     }
     (run_dir / "report.json").write_text(json.dumps(report, indent=2))

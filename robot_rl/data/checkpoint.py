@@ -98,6 +98,21 @@ def load_checkpoint(run_dir: Path | str, ram_frame_budget_bytes: Mapping[str, in
     return Checkpoint(latest["step"], tree["agent"], rng, buffers)
 
 
+def load_agent_state(run_dir: Path | str) -> tuple[int, dict]:
+    """Only the agent of the latest checkpoint (step, state), e.g. to evaluate a trained policy
+    while its run goes on: no buffer is opened."""
+    root = Path(run_dir) / CHECKPOINT_DIR
+    if not (root / LATEST).exists():
+        raise FileNotFoundError(f"{run_dir} holds no checkpoint ({root / LATEST} is missing)")
+    latest = json.loads((root / LATEST).read_text())
+    path = root / latest["dir"] / AGENT_FILE
+    try:
+        tree = load_tree(path)
+    except Exception as error:  # safetensors reports a truncated or garbled file in many ways
+        raise ValueError(f"corrupt checkpoint {path}: {error}") from error
+    return latest["step"], tree["agent"]
+
+
 # Nested state (a state_dict, an optimizer's state_dict) <-> one safetensors file -----------------
 # Tensors go into the file's tensor table; the tree around them (dicts with int or str keys, lists,
 # tuples, numbers, strings, None) goes into its metadata as JSON, with tensors as references.

@@ -1,0 +1,1 @@
+"""The learner loop: demos, online interaction, RLPD/SAC updates, evaluation and checkpoints."""

@@ -1,0 +1,46 @@
+"""TrainConfig: the learner loop's budget and schedule (the algorithm's own knobs live in the
+agent's config)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from robot_rl.sim.config import ConfigError, check_choice
+
+TRAIN_MODES = ("sync", "async")
+
+
+@dataclass
+class TrainConfig:
+    env_steps: int = 30_000  # online environment steps (BC: gradient steps on the demos)
+    demo_episodes: int = 10  # scripted-expert demonstrations put in the demo buffer
+    demo_fraction: float = 0.5  # share of every batch drawn from the demos (RLPD: 0.5)
+    learning_starts: int = 500  # online steps before the first update
+    buffer_capacity: int = 200_000  # observations in the online buffer
+    ram_frame_budget_gb: float = 4.0  # online-buffer frames kept in RAM; the rest memory-mapped
+    eval_every: int = 2_500  # env steps between evaluations
+    eval_episodes: int = 20
+    checkpoint_every: int = 5_000
+    log_every: int = 250
+    # "sync": one thread alternates acting and learning (tests, exact resume); "async": an actor
+    # thread collects at its own rate while the learner trains, weights pushed every
+    # weight_push_every updates.
+    mode: str = "sync"
+    weight_push_every: int = 50
+    device: str = "cpu"
+    video_episodes: int = 2  # of the final evaluation
+
+    def validate(self, key: str = "train") -> None:
+        check_choice(self.mode, TRAIN_MODES, f"{key}.mode")
+        for name in ("env_steps", "eval_every", "eval_episodes", "checkpoint_every", "log_every", "weight_push_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{key}.{name}: must be >= 1, got {getattr(self, name)}")
+        for name in ("demo_episodes", "learning_starts", "video_episodes"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{key}.{name}: must be >= 0, got {getattr(self, name)}")
+        if not 0.0 <= self.demo_fraction <= 1.0:
+            raise ConfigError(f"{key}.demo_fraction: must be in [0, 1], got {self.demo_fraction}")
+        if self.buffer_capacity < 1000:
+            raise ConfigError(f"{key}.buffer_capacity: must be >= 1000, got {self.buffer_capacity}")
+        if self.ram_frame_budget_gb < 0:
+            raise ConfigError(f"{key}.ram_frame_budget_gb: must be >= 0, got {self.ram_frame_budget_gb}")

@@ -1,0 +1,359 @@
+"""Training on the simulation twin: RLPD (SAC, demos mixed 50/50 into every batch) or BC.
+
+The loop, top to bottom (sync mode):
+  1. demos: the scripted expert's successful episodes fill the demo buffer (once per run dir);
+  2. every env step: act (the policy, random before `learning_starts`), step, store;
+  3. after `learning_starts`: `utd_ratio` mixed batches -> agent.update (critic on each, actor
+     and temperature once);
+  4. every `eval_every` steps: deterministic evaluation on held-out seeds, ground-truth success;
+  5. every `checkpoint_every` steps: agent + RNGs + buffers to the run dir, so that running the
+     same command again resumes from the same step with the same buffer contents.
+In async mode an actor thread steps the env with its own copy of the policy while the learner
+trains; the learner pushes the actor's weights every `weight_push_every` updates.
+
+The reward is the task's ground truth from the twin (an oracle, labelled so in every log) until a
+learned reward model is configured.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch.utils.tensorboard import SummaryWriter  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from robot_rl.agents import make_agent  # noqa: E402
+from robot_rl.config import Config, agent_config_of_run  # noqa: E402
+from robot_rl.data.checkpoint import load_agent_state, load_checkpoint, save_checkpoint  # noqa: E402
+from robot_rl.data.demos import collect_expert_demos  # noqa: E402
+from robot_rl.data.replay import ReplayBuffer, mixed_batch  # noqa: E402
+from robot_rl.rollout import AgentPolicy, make_env, run_episodes, summarize  # noqa: E402
+from robot_rl.spec import ACTION_DIM, flatten_state  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+RUN_SPEC_FILE = "run_spec.json"
+EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes never reuse a training seed
+
+
+@dataclass
+class Curve:
+    """Evaluation results over training, for the learning-curve plot and the report."""
+
+    env_steps: list[int] = field(default_factory=list)
+    success_rate: list[float] = field(default_factory=list)
+    mean_length: list[float] = field(default_factory=list)
+
+
+def run_spec(config: Config, state_dim: int) -> dict:
+    """What a checkpoint must agree with to be loaded: the observation/action spec and the agent."""
+    cameras = {
+        name: [config.sim.camera_rigs[name].height, config.sim.camera_rigs[name].width] for name in config.sim.cameras
+    }
+    return {
+        "task": config.task.name,
+        "state_dim": state_dim,
+        "cameras": cameras,
+        "action_dim": ACTION_DIM,
+        "privileged_state": config.sim.privileged_state,
+        "agent": config.agent.name,
+    }
+
+
+def check_run_spec(expected: dict, found: dict, where: Path) -> None:
+    differences = [
+        f"{key}: checkpoint has {found.get(key)!r}, this config has {expected[key]!r}"
+        for key in expected
+        if found.get(key) != expected[key]
+    ]
+    if differences:
+        raise ValueError(f"checkpoint in {where} does not match this config:\n  " + "\n  ".join(differences))
+
+
+def load_trained_agent(config: Config, run_dir: Path, env):
+    """The agent of a training run's latest checkpoint, after checking that the run's observation
+    and action spec match `config` (a mismatch fails naming what differs)."""
+    spec_file = run_dir / RUN_SPEC_FILE
+    if not spec_file.exists():
+        raise FileNotFoundError(f"{run_dir} is not a training run directory ({RUN_SPEC_FILE} is missing)")
+    agent_config = agent_config_of_run(run_dir)
+    obs, _ = env.reset(seed=config.seed)
+    state_dim = len(flatten_state(obs["state"]))
+    expected = run_spec(config, state_dim) | {"agent": agent_config.name}
+    check_run_spec(expected, json.loads(spec_file.read_text()), run_dir)
+    cameras = {n: (config.sim.camera_rigs[n].height, config.sim.camera_rigs[n].width) for n in config.sim.cameras}
+    agent = make_agent(agent_config, state_dim, ACTION_DIM, cameras, config.train.device)
+    step, state = load_agent_state(run_dir)
+    agent.load_state_dict(state)
+    return agent, step
+
+
+class Trainer:
+    def __init__(self, config: Config, run_dir: Path):
+        self.config, self.run_dir = config, run_dir
+        c = config.train
+        self.device = torch.device(c.device)
+        self.env = make_env(config)
+        obs, _ = self.env.reset(seed=config.seed)
+        self.state_dim = len(flatten_state(obs["state"]))
+        self.cameras = {
+            n: (config.sim.camera_rigs[n].height, config.sim.camera_rigs[n].width) for n in config.sim.cameras
+        }
+        self.agent = make_agent(config.agent, self.state_dim, ACTION_DIM, self.cameras, self.device)
+        self.spec = run_spec(config, self.state_dim)
+        self.curve = Curve()
+        self.writer = SummaryWriter(str(run_dir / "tensorboard"))
+        self.writer.add_text("reward", f"{config.reward.name}: ground truth from the twin (an oracle)")
+
+        spec_file = run_dir / RUN_SPEC_FILE
+        checkpoint = load_checkpoint(run_dir) if spec_file.exists() else None
+        if checkpoint is not None:
+            check_run_spec(self.spec, json.loads(spec_file.read_text()), run_dir)
+            self.agent.load_state_dict(checkpoint.agent_state)
+            self.step, self.rng = checkpoint.step, checkpoint.rng
+            self.online, self.demos = checkpoint.buffers["online"], checkpoint.buffers["demos"]
+            curve_file = run_dir / "curve.json"
+            if curve_file.exists():
+                self.curve = Curve(**json.loads(curve_file.read_text()))
+            log.info("resumed %s at env step %d (%d online transitions)", run_dir, self.step, len(self.online))
+        else:
+            spec_file.write_text(json.dumps(self.spec, indent=2))
+            self.step, self.rng = 0, np.random.default_rng(config.seed)
+            self.online = ReplayBuffer(
+                c.buffer_capacity,
+                self.state_dim,
+                ACTION_DIM,
+                self.cameras,
+                ram_frame_budget_bytes=int(c.ram_frame_budget_gb * 2**30),
+                storage_dir=run_dir / "buffers" / "online",
+            )
+            demo_slots = max(1000, c.demo_episodes * (config.task.max_episode_steps + 1))
+            self.demos = ReplayBuffer(
+                demo_slots, self.state_dim, ACTION_DIM, self.cameras, ram_frame_budget_bytes=2**40
+            )
+            if c.demo_episodes:
+                collected = collect_expert_demos(self.env, self.demos, c.demo_episodes, seed=config.seed + 500_000)
+                log.info("demos: %d expert episodes, %d transitions", len(collected.seeds), collected.transitions)
+
+    # --- the loop ---------------------------------------------------------------------------
+    def train(self) -> dict:
+        if self.config.agent.name == "bc":
+            self._train_bc()
+        elif self.config.train.mode == "async":
+            self._train_async()
+        else:
+            self._train_sync()
+        return self._finish()
+
+    def _sample(self) -> list:
+        c, a = self.config.train, self.config.agent
+        return [
+            mixed_batch(self.online, self.demos, a.batch_size, c.demo_fraction, self.rng).to(self.device)
+            for _ in range(a.utd_ratio)
+        ]
+
+    def _update(self) -> dict[str, float]:
+        try:
+            return self.agent.update(self._sample())
+        except FloatingPointError as error:
+            # The agent checks losses before any optimiser step, so the weights are still finite:
+            # checkpoint them for a post-mortem and stop rather than train on.
+            self._checkpoint()
+            raise FloatingPointError(
+                f"training stopped at env step {self.step}: {error}. The last finite weights and the "
+                f"buffers are in {self.run_dir}; check the reward scale and the learning rates."
+            ) from error
+
+    def _train_sync(self) -> None:
+        c = self.config.train
+        env, rng = self.env, self.rng
+        obs, info = env.reset(seed=self._episode_seed())
+        episode_return, episode_successes = 0.0, []
+        start, t0, updates = self.step, time.perf_counter(), 0
+        bar = tqdm(range(self.step, c.env_steps), initial=self.step, total=c.env_steps, desc="train", unit="step")
+        for self.step in bar:
+            if self.step < c.learning_starts:
+                action = rng.uniform(-1.0, 1.0, ACTION_DIM).astype(np.float32)
+            else:
+                action = self.agent.act(obs)
+            next_obs, reward, terminated, truncated, info = env.step(action)
+            self.online.add(obs, action, reward, next_obs, terminated, truncated)
+            obs, episode_return = next_obs, episode_return + reward
+            if terminated or truncated:
+                episode_successes.append(bool(info["success"]))
+                self.writer.add_scalar("charts/episode_return", episode_return, self.step)
+                obs, info = env.reset(seed=self._episode_seed())
+                episode_return = 0.0
+
+            metrics = {}
+            if self.step >= c.learning_starts:
+                metrics = self._update()
+                updates += 1
+            self._periodic(self.step + 1, metrics, episode_successes, start, t0, updates, bar)
+        self.step = c.env_steps
+
+    def _train_async(self) -> None:
+        """The actor steps the env with its own policy copy; the learner trains on what arrives."""
+        c = self.config.train
+        actor_agent = make_agent(self.config.agent, self.state_dim, ACTION_DIM, self.cameras, "cpu")
+        actor_agent.load_actor_state_dict(_cpu(self.agent.actor_state_dict()))
+        transitions: queue.Queue = queue.Queue(maxsize=1000)
+        weights_lock, new_weights = threading.Lock(), [None]
+        stop = threading.Event()
+        actor_error: list[BaseException] = []
+
+        def actor() -> None:
+            try:
+                env, rng = self.env, np.random.default_rng(self.rng.integers(2**63))
+                obs, _ = env.reset(seed=self._episode_seed())
+                for step in range(self.step, c.env_steps):
+                    if stop.is_set():
+                        return
+                    with weights_lock:
+                        if new_weights[0] is not None:
+                            actor_agent.load_actor_state_dict(new_weights[0])
+                            new_weights[0] = None
+                    if step < c.learning_starts:
+                        action = rng.uniform(-1.0, 1.0, ACTION_DIM).astype(np.float32)
+                    else:
+                        action = actor_agent.act(obs)
+                    next_obs, reward, terminated, truncated, info = env.step(action)
+                    transitions.put((obs, action, reward, next_obs, terminated, truncated, info["success"]))
+                    obs = next_obs
+                    if terminated or truncated:
+                        obs, _ = env.reset(seed=self._episode_seed())
+            except BaseException as error:  # surfaced in the learner thread
+                actor_error.append(error)
+            finally:
+                transitions.put(None)
+
+        thread = threading.Thread(target=actor, name="actor", daemon=True)
+        thread.start()
+        start, t0, updates, episode_successes = self.step, time.perf_counter(), 0, []
+        bar = tqdm(initial=self.step, total=c.env_steps, desc="train (async)", unit="step")
+        try:
+            while True:
+                item = transitions.get()
+                if item is None:
+                    break
+                *transition, success = item
+                self.online.add(*transition)
+                if transition[4] or transition[5]:
+                    episode_successes.append(bool(success))
+                self.step += 1
+                bar.update(1)
+                metrics = {}
+                # Train on every arriving step at least; keep training while the actor is busy.
+                while self.step >= c.learning_starts:
+                    metrics = self._update()
+                    updates += 1
+                    if updates % c.weight_push_every == 0:
+                        with weights_lock:
+                            new_weights[0] = _cpu(self.agent.actor_state_dict())
+                    if not transitions.empty():
+                        break
+                self._periodic(self.step, metrics, episode_successes, start, t0, updates, bar)
+        finally:
+            stop.set()
+            thread.join()
+        if actor_error:
+            raise RuntimeError("the actor thread failed") from actor_error[0]
+
+    def _train_bc(self) -> None:
+        """BC: gradient steps on demo batches only; `env_steps` counts them."""
+        c = self.config.train
+        start, t0 = self.step, time.perf_counter()
+        bar = tqdm(range(self.step, c.env_steps), initial=self.step, total=c.env_steps, desc="train BC", unit="update")
+        for self.step in bar:
+            metrics = self.agent.update(self.demos.sample(self.config.agent.batch_size, self.rng).to(self.device))
+            self._periodic(self.step + 1, metrics, [], start, t0, self.step + 1 - start, bar)
+        self.step = c.env_steps
+
+    # --- bookkeeping ------------------------------------------------------------------------
+    def _episode_seed(self) -> int:
+        return int(self.rng.integers(EVAL_SEED_OFFSET))
+
+    def _periodic(self, step, metrics, episode_successes, start, t0, updates, bar) -> None:
+        c = self.config.train
+        if step % c.log_every == 0:
+            elapsed = time.perf_counter() - t0
+            for name, value in metrics.items():
+                self.writer.add_scalar(name, value, step)
+            self.writer.add_scalar("env/steps_per_s", (step - start) / elapsed, step)
+            self.writer.add_scalar("learner/updates_per_s", updates / elapsed, step)
+            if episode_successes:
+                recent = float(np.mean(episode_successes[-20:]))
+                self.writer.add_scalar("charts/train_success_rate_oracle", recent, step)
+                bar.set_postfix(train_success=f"{recent:.2f}", eval_success=self._last_eval())
+        if step % c.eval_every == 0 or step == c.env_steps:
+            self._evaluate(step)
+            bar.set_postfix(eval_success=self._last_eval())
+        if step % c.checkpoint_every == 0:
+            self._checkpoint(step)
+
+    def _last_eval(self) -> str:
+        return f"{self.curve.success_rate[-1]:.2f}" if self.curve.success_rate else "-"
+
+    def _evaluate(self, step: int, video_path: Path | None = None, video_episodes: int = 0) -> dict:
+        results = run_episodes(
+            self.env,
+            AgentPolicy(self.agent, deterministic=True),
+            self.config.train.eval_episodes,
+            seed=EVAL_SEED_OFFSET + self.config.seed * 10_000,
+            video_path=video_path,
+            video_episodes=video_episodes,
+            progress=False,
+        )
+        summary = summarize(results)
+        if not self.curve.env_steps or self.curve.env_steps[-1] != step:
+            self.curve.env_steps.append(step)
+            self.curve.success_rate.append(summary["success_rate"])
+            self.curve.mean_length.append(summary["mean_episode_length"])
+        self.writer.add_scalar("eval/success_rate", summary["success_rate"], step)
+        self.writer.add_scalar("eval/mean_episode_length", summary["mean_episode_length"], step)
+        (self.run_dir / "curve.json").write_text(json.dumps(self.curve.__dict__))
+        return summary
+
+    def _checkpoint(self, step: int | None = None) -> None:
+        save_checkpoint(
+            self.run_dir,
+            self.step if step is None else step,
+            self.agent.state_dict(),
+            self.rng,
+            {"online": self.online, "demos": self.demos},
+        )
+
+    def _finish(self) -> dict:
+        self._checkpoint(self.config.train.env_steps)
+        final = self._evaluate(self.config.train.env_steps, self.run_dir / "eval.mp4", self.config.train.video_episodes)
+        plot_curve(
+            self.curve, self.run_dir / "learning_curve.png", f"{self.config.agent.name} on {self.config.task.name}"
+        )
+        self.writer.close()
+        return {"final_eval": final, "curve": self.curve.__dict__}
+
+
+def plot_curve(curve: Curve, path: Path, title: str) -> None:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(curve.env_steps, curve.success_rate, marker="o")
+    ax.set(xlabel="env steps", ylabel="ground-truth success rate", ylim=(-0.02, 1.02), title=title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _cpu(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
