@@ -103,7 +103,8 @@ COMMANDS: dict[str, tuple[Callable[[Config, Path], object], str, dict[str, str]]
     "run": (
         cmd_train,
         "the main job: demos, RLPD training and evaluation on the twin (CPU, no robot, no network)",
-        {"sim": "state", "train": "quick"},
+        # reach: the task whose learning curve rises within this CPU budget (~2 min)
+        {"sim": "state", "train": "quick", "task": "reach"},
     ),
     "train": (cmd_train, "train an agent on the twin (run_dir=... resumes a run)", {}),
     "eval": (cmd_eval, "evaluate a trained agent (checkpoint=RUN_DIR): ground-truth success, video", {}),

@@ -30,6 +30,9 @@ class Agent(Protocol):
     def act(self, obs: dict, deterministic: bool = False) -> np.ndarray:
         """One env-spec observation -> float32 action [7] in [-1, 1]."""
 
+    def fit_state_normalization(self, states: np.ndarray) -> None:
+        """Standardise the state input with the statistics of `states` [N, S] (before training)."""
+
     def update(self, batches: Batch | Sequence[Batch]) -> dict[str, float]:
         """One learner step on `config.utd_ratio` batches; returns metrics by prefix."""
 

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 ENCODERS = ("cnn", "resnet10", "resnet18")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+MIN_STATE_STD = 1e-2  # floor of the fitted state std (units of the state: m, N, ...)
 
 
 def mlp(in_dim: int, hidden_dims: list[int], out_dim: int) -> nn.Sequential:
@@ -188,9 +189,9 @@ class PretrainedEncoder(nn.Module):
 
 
 class ObservationEncoder(nn.Module):
-    """Everything the actor and the critics see, as one feature vector: an image encoder per
-    camera, the flattened state (proprio + wrench) through Linear -> LayerNorm -> tanh, all
-    concatenated (SERL's EncodingWrapper)."""
+    """Everything the actor and the critics see, as one feature vector: the flattened state
+    (proprio + wrench), standardised; with cameras, an image encoder per camera and the state
+    through Linear -> LayerNorm -> tanh, all concatenated (SERL's EncodingWrapper)."""
 
     def __init__(
         self,
@@ -214,10 +215,34 @@ class ObservationEncoder(nn.Module):
                 for cam in self.cameras
             }
         )
-        self.state = nn.Sequential(nn.Linear(state_dim, state_feature_dim), nn.LayerNorm(state_feature_dim), nn.Tanh())
-        self.output_dim = state_feature_dim + image_feature_dim * len(self.cameras)
+        # With no camera there is nothing to fuse: the (standardised) state goes straight to the
+        # actor's and the critics' MLPs, as in SERL's state-based agents. The projection, trained by
+        # the critic alone and seen detached by the actor, leaves the actor ~2-3 cm off reach's goals:
+        # eval success after 4k steps (50 episodes) 36% -> 50% with 20 demos, 42-46% -> 60% with 50.
+        self.state: nn.Module = (
+            nn.Sequential(nn.Linear(state_dim, state_feature_dim), nn.LayerNorm(state_feature_dim), nn.Tanh())
+            if self.cameras
+            else nn.Identity()
+        )
+        # Per-dimension standardisation of the state, identity until fit_state_normalization().
+        # The raw state mixes metres (TCP and goal positions vary by ~0.1) with newtons (the
+        # wrench varies by ~3 N while the arm moves): unscaled, the first layer's pre-activations, and
+        # the LayerNorm after it, are dominated by the wrench, and the positions that reaching and
+        # grasping need are a ~1% part (state-based reach, 4k steps: 4% eval success unscaled, 50%
+        # standardised). Buffers, so checkpoints and weight pushes carry them.
+        self.register_buffer("state_mean", torch.zeros(state_dim))
+        self.register_buffer("state_std", torch.ones(state_dim))
+        self.output_dim = (state_feature_dim if self.cameras else state_dim) + image_feature_dim * len(self.cameras)
+
+    @torch.no_grad()
+    def fit_state_normalization(self, states: torch.Tensor) -> None:
+        """Standardise with the mean and std of `states` [N, S]; dimensions that barely vary
+        (std below MIN_STATE_STD, e.g. a held gripper) are centred, not blown up."""
+        self.state_mean.copy_(states.mean(dim=0))
+        self.state_std.copy_(states.std(dim=0, correction=0).clamp_min(MIN_STATE_STD))
 
     def forward(self, state: torch.Tensor, images: dict[str, torch.Tensor]) -> torch.Tensor:
+        state = (state - self.state_mean) / self.state_std
         return torch.cat([self.state(state), *(self.images[cam](images[cam]) for cam in self.cameras)], dim=-1)
 
 

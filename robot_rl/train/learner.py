@@ -106,6 +106,9 @@ class Trainer:
         c = config.train
         self.device = torch.device(c.device)
         self.env = make_env(config)
+        # Evaluation has an env of its own: resetting the training env mid-episode would splice
+        # an evaluation episode into the training one (and race the actor thread in async mode).
+        self.eval_env = make_env(config)
         obs, _ = self.env.reset(seed=config.seed)
         self.state_dim = len(flatten_state(obs["state"]))
         self.cameras = {
@@ -164,7 +167,20 @@ class Trainer:
             for _ in range(a.utd_ratio)
         ]
 
+    def _fit_state_normalization_once(self) -> None:
+        """Before the first update: standardise the agent's state input on the states the buffers
+        hold (demos and the random `learning_starts` steps). Later updates, and runs resumed from a
+        checkpoint, keep those statistics (they are part of the agent's state)."""
+        if self.agent.update_step > 0:
+            return
+        states = [b.state[np.flatnonzero(b.has_next)] for b in (self.online, self.demos)]
+        states = np.concatenate(states)
+        if len(states) > 1:
+            self.agent.fit_state_normalization(states)
+            log.info("state normalisation fitted on %d states", len(states))
+
     def _update(self) -> dict[str, float]:
+        self._fit_state_normalization_once()
         try:
             return self.agent.update(self._sample())
         except FloatingPointError as error:
@@ -276,6 +292,7 @@ class Trainer:
         c = self.config.train
         start, t0 = self.step, time.perf_counter()
         bar = tqdm(range(self.step, c.env_steps), initial=self.step, total=c.env_steps, desc="train BC", unit="update")
+        self._fit_state_normalization_once()
         for self.step in bar:
             metrics = self.agent.update(self.demos.sample(self.config.agent.batch_size, self.rng).to(self.device))
             self._periodic(self.step + 1, metrics, [], start, t0, self.step + 1 - start, bar)
@@ -308,7 +325,7 @@ class Trainer:
 
     def _evaluate(self, step: int, video_path: Path | None = None, video_episodes: int = 0) -> dict:
         results = run_episodes(
-            self.env,
+            self.eval_env,
             AgentPolicy(self.agent, deterministic=True),
             self.config.train.eval_episodes,
             seed=EVAL_SEED_OFFSET + self.config.seed * 10_000,

@@ -73,6 +73,11 @@ class BCAgent:
     def _policy(self, state: torch.Tensor, images: dict[str, torch.Tensor]) -> torch.Tensor:
         return torch.tanh(self.policy(self.encoder(state, images)))
 
+    def fit_state_normalization(self, states: np.ndarray) -> None:
+        """Standardise the state input with the statistics of `states` [N, S]; the learner calls
+        it once, before the first update, with the states its buffers hold."""
+        self.encoder.fit_state_normalization(torch.as_tensor(states, dtype=torch.float32, device=self.device))
+
     def update(self, batches: Batch | Sequence[Batch]) -> dict[str, float]:
         """One gradient step per batch (a single Batch or a list). Raises FloatingPointError,
         before the optimiser step, if the loss is not finite."""

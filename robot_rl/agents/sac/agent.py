@@ -132,6 +132,11 @@ class SACAgent:
         return action[0].cpu().numpy().astype(np.float32)
 
     # --- learning -------------------------------------------------------------------------
+    def fit_state_normalization(self, states: np.ndarray) -> None:
+        """Standardise the state input with the statistics of `states` [N, S]; the learner calls
+        it once, before the first update, with the states its buffers hold."""
+        self.encoder.fit_state_normalization(torch.as_tensor(states, dtype=torch.float32, device=self.device))
+
     def update(self, batches: Batch | Sequence[Batch]) -> dict[str, float]:
         """`config.utd_ratio` critic steps, one per batch, then one actor and temperature step on
         the last batch (RLPD). A single Batch is accepted when utd_ratio is 1. Raises

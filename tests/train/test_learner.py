@@ -1,0 +1,78 @@
+"""The learner loop on the twin (sim=state, task=reach, a few dozen steps): what it stores and
+what the agent sees, not how well it learns."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from robot_rl.config import load_config
+from robot_rl.train.learner import Trainer
+
+TINY = [
+    "sim=state",
+    "task=reach",
+    "train.env_steps=120",
+    "train.learning_starts=40",
+    "train.eval_every=30",
+    "train.eval_episodes=2",
+    "train.video_episodes=0",
+    "train.demo_episodes=2",
+    "train.checkpoint_every=1000",
+    "agent.batch_size=16",
+    "agent.hidden_dims=[32,32]",
+    "agent.num_critics=2",
+]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Trainer:
+    trainer = Trainer(load_config(TINY), tmp_path_factory.mktemp("run"))
+    trainer.train()
+    return trainer
+
+
+def _transitions(trainer: Trainer) -> tuple[np.ndarray, np.ndarray]:
+    buffer = trainer.online
+    idx = np.flatnonzero(buffer.has_next)
+    return buffer.state[idx], buffer.state[(idx + 1) % buffer.capacity]
+
+
+def test_evaluation_never_splices_into_a_training_episode(trained):
+    # Reach's goal (the privileged task state, the last 3 values) is fixed within an episode, so
+    # every stored transition keeps it. Evaluating on the training env used to reset it mid-
+    # episode: the next transition then went from a training observation to an evaluation one.
+    state, next_state = _transitions(trained)
+    assert len(state) >= 100
+    np.testing.assert_array_equal(state[:, -3:], next_state[:, -3:])
+
+
+def test_state_normalization_is_fitted_on_the_buffers_before_the_first_update(trained):
+    encoder = trained.agent.encoder
+    online, demos = trained.online, trained.demos
+    # Fitted once, at step learning_starts (its transition stored first), on the random steps
+    # so far and the demos.
+    first = online.state[np.flatnonzero(online.has_next)][: trained.config.train.learning_starts + 1]
+    states = np.concatenate([first, demos.state[np.flatnonzero(demos.has_next)]])
+    np.testing.assert_allclose(encoder.state_mean.numpy(), states.mean(0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(encoder.state_std.numpy(), np.maximum(states.std(0), 1e-2), rtol=1e-4, atol=1e-5)
+    # Positions (metres) and the wrench (newtons) enter the network on the same scale.
+    standardized = (torch.as_tensor(states) - encoder.state_mean) / encoder.state_std
+    varying = states.std(0) > 1e-2
+    assert torch.allclose(standardized.std(0, correction=0)[varying], torch.ones(int(varying.sum())), atol=1e-3)
+
+
+def test_the_statistics_are_part_of_the_checkpoint(trained):
+    state = trained.agent.state_dict()
+    assert torch.equal(state["encoder.state_std"], trained.agent.encoder.state_std)
+    assert "encoder.state_mean" in trained.agent.actor_state_dict()  # pushed to async actors too
+
+
+def test_a_state_only_agent_sees_the_standardized_state_itself(trained):
+    # No cameras: no learned projection between the state and the actor / critic MLPs.
+    encoder = trained.agent.encoder
+    assert encoder.output_dim == trained.state_dim
+    state = torch.as_tensor(trained.online.state[:5])
+    expected = (state - encoder.state_mean) / encoder.state_std
+    torch.testing.assert_close(encoder(state, {}), expected)
