@@ -145,6 +145,7 @@ class SimTwinEnv(gym.Env):
     def render_camera(self, camera: str, width: int, height: int) -> np.ndarray:
         renderer = self._renderers.get((height, width))
         if renderer is None:
+            _import_triton_before_egl()
             renderer = self._renderers[(height, width)] = mujoco.Renderer(self.model, height, width)
         renderer.update_scene(self.data, camera=camera)
         return renderer.render()
@@ -236,6 +237,16 @@ class SimTwinEnv(gym.Env):
             "oracle_dense_reward": self.task.dense_reward(),
             "task_state": self.task.state(),
         }
+
+
+def _import_triton_before_egl() -> None:
+    """torch imports triton lazily (when the first optimiser is built), and importing triton into
+    a process that already holds an EGL context segfaults (seen with Mesa's EGL here): a learner
+    that renders camera observations and then builds its agent would crash. Import it first."""
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        pass
 
 
 def _wxyz(rotation: Rotation) -> np.ndarray:

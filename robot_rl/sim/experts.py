@@ -51,7 +51,7 @@ def _grasp_yaw(quat_wxyz: np.ndarray) -> float:
 
 class ReachExpert(ScriptedExpert):
     def act(self, obs: dict, info: dict) -> np.ndarray:
-        return self._goto(obs, info["task_state"][:3], 0.0, OPEN)
+        return self._goto(obs, info["task_state"][:3], 0.0, OPEN)  # the goal
 
 
 class PickCubeExpert(ScriptedExpert):

@@ -73,7 +73,7 @@ def test_object_pose_randomisation_off_gives_nominal_pose(make_env, h):
         _, info = env.reset(seed=seed)
         centre = (np.array(cfg.cube_low) + np.array(cfg.cube_high)) / 2
         np.testing.assert_allclose(info["task_state"][:2], centre, atol=1e-4)
-        np.testing.assert_allclose(info["task_state"][3:], [1, 0, 0, 0], atol=1e-4)
+        np.testing.assert_allclose(info["task_state"][3:7], [1, 0, 0, 0], atol=1e-4)
 
 
 def test_initial_poses_within_configured_ranges(make_env):

@@ -98,3 +98,19 @@ def test_render_returns_video_frame(make_env, h):
     _check_image(frame, VIDEO_SIZE, VIDEO_SIZE)
     env.step(np.array([0, 0, 1, 0, 0, 0, -1], dtype=np.float32))
     assert not np.array_equal(env.render(), frame)
+
+
+def test_an_optimiser_can_be_built_after_rendering():
+    """Regression: torch's lazy triton import segfaulted once an EGL context existed."""
+    import subprocess
+    import sys
+
+    code = (
+        "from robot_rl.sim.env import SimTwinEnv\n"
+        "from robot_rl.sim.config import SimConfig\n"
+        "env = SimTwinEnv('reach', sim=SimConfig(cameras=['wrist'])); env.reset(seed=0)\n"
+        "import torch\n"
+        "torch.optim.Adam([torch.zeros(3, requires_grad=True)])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]

@@ -40,12 +40,13 @@ def _transitions(trainer: Trainer) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_evaluation_never_splices_into_a_training_episode(trained):
-    # Reach's goal (the privileged task state, the last 3 values) is fixed within an episode, so
+    # Reach's goal (the privileged task state: goal, then goal - TCP; the goal is the 3 values
+    # before the last 3) is fixed within an episode, so
     # every stored transition keeps it. Evaluating on the training env used to reset it mid-
     # episode: the next transition then went from a training observation to an evaluation one.
     state, next_state = _transitions(trained)
     assert len(state) >= 100
-    np.testing.assert_array_equal(state[:, -3:], next_state[:, -3:])
+    np.testing.assert_array_equal(state[:, -6:-3], next_state[:, -6:-3])
 
 
 def test_state_normalization_is_fitted_on_the_buffers_before_the_first_update(trained):

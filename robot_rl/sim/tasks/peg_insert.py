@@ -101,5 +101,7 @@ class PegInsertTask(Task):
         return ["peg", "fixture"]
 
     def state(self) -> np.ndarray:
+        """Hole rim centre, cos/sin of its yaw, peg tip, then rim - tip."""
         rim, yaw = self.hole()
-        return np.array([*rim, np.cos(yaw), np.sin(yaw), *self.data.site("peg_tip").xpos])
+        tip = self.data.site("peg_tip").xpos
+        return np.array([*rim, np.cos(yaw), np.sin(yaw), *tip, *(rim - tip)])

@@ -66,7 +66,9 @@ class PickCubeTask(Task):
         return float(0.25 * reach + 0.25 * self.grasped() + 0.5 * lift)
 
     def state(self) -> np.ndarray:
-        return self.cube_pose()
+        """Cube pose (position, quaternion wxyz), then cube - TCP."""
+        pose = self.cube_pose()
+        return np.concatenate([pose, pose[:3] - self.tcp_pos()])
 
     def object_body_names(self) -> list[str]:
         return ["cube"]

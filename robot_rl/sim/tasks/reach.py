@@ -42,4 +42,5 @@ class ReachTask(Task):
         return float(1.0 - np.tanh(10.0 * self.distance()))
 
     def state(self) -> np.ndarray:
-        return self.goal()
+        """Goal position, then goal - TCP (the vector a policy has to close)."""
+        return np.concatenate([self.goal(), self.goal() - self.tcp_pos()])
