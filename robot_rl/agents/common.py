@@ -104,3 +104,16 @@ def prefixed(prefix: str, state: Mapping[str, torch.Tensor]) -> dict[str, torch.
 def unprefixed(prefix: str, state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     n = len(prefix) + 1
     return {k[n:]: v for k, v in state.items() if k.startswith(prefix + ".")}
+
+
+def modules_state_dict(modules: Mapping[str, nn.Module]) -> dict[str, torch.Tensor]:
+    """Named modules' weights as one flat dict: "<module>.<param>"."""
+    out: dict[str, torch.Tensor] = {}
+    for name, module in modules.items():
+        out |= prefixed(name, module.state_dict())
+    return out
+
+
+def load_modules_state_dict(modules: Mapping[str, nn.Module], state: Mapping[str, torch.Tensor]) -> None:
+    for name, module in modules.items():
+        module.load_state_dict(unprefixed(name, state))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -192,6 +193,19 @@ class ObservationEncoder(nn.Module):
     """Everything the actor and the critics see, as one feature vector: the flattened state
     (proprio + wrench), standardised; with cameras, an image encoder per camera and the state
     through Linear -> LayerNorm -> tanh, all concatenated (SERL's EncodingWrapper)."""
+
+    @classmethod
+    def from_config(cls, config, state_dim: int, cameras: Mapping[str, tuple[int, int]] | None):
+        """From a LearnedAgentConfig's encoder fields."""
+        return cls(
+            state_dim,
+            dict(cameras or {}),
+            encoder=config.encoder,
+            encoder_weights=config.encoder_weights,
+            image_feature_dim=config.image_feature_dim,
+            state_feature_dim=config.state_feature_dim,
+            cnn_channels=config.cnn_channels,
+        )
 
     def __init__(
         self,

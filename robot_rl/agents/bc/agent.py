@@ -22,9 +22,9 @@ from robot_rl.agents.common import (
     check_finite,
     flatten_optimizer,
     load_flat_optimizer,
+    load_modules_state_dict,
+    modules_state_dict,
     obs_to_tensors,
-    prefixed,
-    unprefixed,
 )
 from robot_rl.agents.networks import ObservationEncoder, mlp
 from robot_rl.data.batch import Batch
@@ -46,15 +46,7 @@ class BCAgent:
         self.cameras = sorted(cameras or {})
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(c.seed)
-            self.encoder = ObservationEncoder(
-                state_dim,
-                dict(cameras or {}),
-                encoder=c.encoder,
-                encoder_weights=c.encoder_weights,
-                image_feature_dim=c.image_feature_dim,
-                state_feature_dim=c.state_feature_dim,
-                cnn_channels=c.cnn_channels,
-            )
+            self.encoder = ObservationEncoder.from_config(c, state_dim, cameras)
             self.policy = mlp(self.encoder.output_dim, c.hidden_dims, action_dim)
         self.encoder.to(self.device)
         self.policy.to(self.device)
@@ -110,11 +102,7 @@ class BCAgent:
         self.update_step = int(state["update_step"])
 
     def actor_state_dict(self) -> dict[str, torch.Tensor]:
-        out: dict[str, torch.Tensor] = {}
-        for name, module in self._modules().items():
-            out |= prefixed(name, module.state_dict())
-        return out
+        return modules_state_dict(self._modules())
 
     def load_actor_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
-        for name, module in self._modules().items():
-            module.load_state_dict(unprefixed(name, state))
+        load_modules_state_dict(self._modules(), state)

@@ -38,10 +38,10 @@ from robot_rl.agents.common import (
     check_finite,
     flatten_optimizer,
     load_flat_optimizer,
+    load_modules_state_dict,
+    modules_state_dict,
     obs_to_tensors,
     polyak_update,
-    prefixed,
-    unprefixed,
 )
 from robot_rl.agents.networks import Critic, ObservationEncoder, TanhGaussianActor, mlp
 from robot_rl.agents.sac.config import SACConfig
@@ -83,15 +83,7 @@ class SACAgent:
 
         with torch.random.fork_rng(devices=[]):  # seeded initialisation, global RNG untouched
             torch.manual_seed(c.seed)
-            self.encoder = ObservationEncoder(
-                state_dim,
-                dict(cameras or {}),
-                encoder=c.encoder,
-                encoder_weights=c.encoder_weights,
-                image_feature_dim=c.image_feature_dim,
-                state_feature_dim=c.state_feature_dim,
-                cnn_channels=c.cnn_channels,
-            )
+            self.encoder = ObservationEncoder.from_config(c, state_dim, cameras)
             feature_dim = self.encoder.output_dim
             self.actor = TanhGaussianActor(
                 feature_dim, self.continuous_dim, c.hidden_dims, c.log_std_min, c.log_std_max
@@ -255,9 +247,7 @@ class SACAgent:
         return {"critic": self.critic_optim, "actor": self.actor_optim, "temperature": self.temperature_optim}
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        out: dict[str, torch.Tensor] = {}
-        for name, module in self._modules().items():
-            out |= prefixed(name, module.state_dict())
+        out = modules_state_dict(self._modules())
         for name, optimizer in self._optimizers().items():
             out |= flatten_optimizer(name, optimizer)
         out["log_alpha"] = self.log_alpha.detach().clone()
@@ -266,8 +256,7 @@ class SACAgent:
         return out
 
     def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
-        for name, module in self._modules().items():
-            module.load_state_dict(unprefixed(name, state))
+        load_modules_state_dict(self._modules(), state)
         for name, optimizer in self._optimizers().items():
             load_flat_optimizer(name, optimizer, state)
         with torch.no_grad():
@@ -277,14 +266,10 @@ class SACAgent:
 
     def actor_state_dict(self) -> dict[str, torch.Tensor]:
         """What act() needs (encoder, actor, grasp critic), for pushing weights to actors."""
-        out: dict[str, torch.Tensor] = {}
-        for name, module in self._acting_modules().items():
-            out |= prefixed(name, module.state_dict())
-        return out
+        return modules_state_dict(self._acting_modules())
 
     def load_actor_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
-        for name, module in self._acting_modules().items():
-            module.load_state_dict(unprefixed(name, state))
+        load_modules_state_dict(self._acting_modules(), state)
 
     def _acting_modules(self) -> dict[str, torch.nn.Module]:
         return {k: v for k, v in self._modules().items() if k in ("encoder", "actor", "grasp_critic")}

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from robot_rl.agents.config import AgentConfig
-from robot_rl.agents.networks import ENCODERS
-from robot_rl.sim.config import ConfigError, check_choice
+from robot_rl.agents.config import LearnedAgentConfig
+from robot_rl.sim.config import ConfigError
 
 
 @dataclass
-class SACConfig(AgentConfig):
+class SACConfig(LearnedAgentConfig):
     name: str = "sac"
     # networks: every hidden layer is Linear -> LayerNorm -> ReLU (RLPD)
     hidden_dims: list[int] = field(default_factory=lambda: [256, 256])
@@ -40,13 +39,8 @@ class SACConfig(AgentConfig):
     log_std_min: float = -5.0
     log_std_max: float = 2.0
     batch_size: int = 128  # per batch, utd_ratio of them per update (RLPD/SERL: 256; 128 halves a CPU critic step)
-    # observation encoder, shared by actor and critics, trained by the critic loss only
-    encoder: str = "cnn"  # "cnn" (small, from scratch: CPU default) | "resnet10" | "resnet18" (frozen)
-    encoder_weights: str | None = None  # local weights file of the pretrained ResNet
-    cnn_channels: list[int] = field(default_factory=lambda: [8, 16, 32, 32])  # "cnn": 3x3 stride-2 conv layers
-    image_feature_dim: int = 50  # per camera (DrQ)
-    state_feature_dim: int = 64  # proprio + wrench embedding beside images (state-only: no embedding)
-    image_pad: int = 4  # DrQ random shift in pixels; 0 disables augmentation
+    # The observation encoder (fields in LearnedAgentConfig) is shared by actor and critics and
+    # trained by the critic loss only.
     # HIL-SERL's hybrid gripper: SAC on the 6-D pose, a DQN critic over {open, stay, close}
     hybrid_gripper: bool = False
     grasp_penalty: float = -0.02  # added to the grasp critic's reward when a command toggles the gripper
@@ -72,14 +66,5 @@ class SACConfig(AgentConfig):
             check(getattr(self, name) > 0, name, f"must be > 0, got {getattr(self, name)}")
         check(self.log_std_min < self.log_std_max, "log_std_min", "must be < log_std_max")
         check(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
-        check_choice(self.encoder, ENCODERS, f"{key}.encoder")
-        check(
-            self.encoder_weights is None or self.encoder != "cnn",
-            "encoder_weights",
-            "only a pretrained encoder (resnet10/resnet18) loads weights",
-        )
-        check(len(self.cnn_channels) >= 1 and min(self.cnn_channels) >= 1, "cnn_channels", "needs >= 1 positive size")
-        check(self.image_feature_dim >= 1, "image_feature_dim", "must be >= 1")
-        check(self.state_feature_dim >= 1, "state_feature_dim", "must be >= 1")
-        check(self.image_pad >= 0, "image_pad", f"must be >= 0, got {self.image_pad}")
+        self.validate_encoder(key)
         check(self.grasp_penalty <= 0, "grasp_penalty", f"is a penalty: must be <= 0, got {self.grasp_penalty}")
