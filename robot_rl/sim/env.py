@@ -133,10 +133,11 @@ class SimTwinEnv(gym.Env):
         self._steps += 1
 
         success = self.task.success()
-        reward = float(success) if self.reward_type == "sparse" else self.task.dense_reward()
+        info = self._info(success)
+        reward = float(success) if self.reward_type == "sparse" else info["oracle_dense_reward"]
         terminated = bool(success and self.task.cfg.terminate_on_success)
         truncated = self._steps >= self.task.cfg.max_episode_steps
-        return self._observation(), reward, terminated, truncated, self._info(success)
+        return self._observation(), reward, terminated, truncated, info
 
     def render(self):
         """A front view for videos, at VIDEO_SIZE, in the configured render profile."""

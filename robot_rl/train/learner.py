@@ -57,11 +57,15 @@ class Curve:
     mean_length: list[float] = field(default_factory=list)
 
 
+def camera_sizes(config: Config) -> dict[str, tuple[int, int]]:
+    """The configured cameras' image (height, width), as agents and buffers take them."""
+    return {n: (config.sim.camera_rigs[n].height, config.sim.camera_rigs[n].width) for n in config.sim.cameras}
+
+
 def run_spec(config: Config, state_dim: int) -> dict:
     """What a checkpoint must agree with to be loaded: the observation/action spec and the agent."""
-    cameras = {
-        name: [config.sim.camera_rigs[name].height, config.sim.camera_rigs[name].width] for name in config.sim.cameras
-    }
+    # lists, as the spec's JSON file reads them back
+    cameras = {name: list(size) for name, size in camera_sizes(config).items()}
     return {
         "task": config.task.name,
         "state_dim": state_dim,
@@ -93,8 +97,7 @@ def load_trained_agent(config: Config, run_dir: Path, env):
     state_dim = len(flatten_state(obs["state"]))
     expected = run_spec(config, state_dim) | {"agent": agent_config.name}
     check_run_spec(expected, json.loads(spec_file.read_text()), run_dir)
-    cameras = {n: (config.sim.camera_rigs[n].height, config.sim.camera_rigs[n].width) for n in config.sim.cameras}
-    agent = make_agent(agent_config, state_dim, ACTION_DIM, cameras, config.train.device)
+    agent = make_agent(agent_config, state_dim, ACTION_DIM, camera_sizes(config), config.train.device)
     step, state = load_agent_state(run_dir)
     agent.load_state_dict(state)
     return agent, step
@@ -111,9 +114,7 @@ class Trainer:
         self.eval_env = make_env(config)
         obs, _ = self.env.reset(seed=config.seed)
         self.state_dim = len(flatten_state(obs["state"]))
-        self.cameras = {
-            n: (config.sim.camera_rigs[n].height, config.sim.camera_rigs[n].width) for n in config.sim.cameras
-        }
+        self.cameras = camera_sizes(config)
         self.agent = make_agent(config.agent, self.state_dim, ACTION_DIM, self.cameras, self.device)
         self.spec = run_spec(config, self.state_dim)
         self.curve = Curve()
