@@ -12,7 +12,10 @@ obs = {"images": {camera: uint8[H, W, 3]},    (absent when no camera is configur
                                           at reset: pointing down, an added held weight m
                                           reads F_z = -m*g, pressing on a surface F_z > 0}}
 action = float32[7] in [-1, 1]: TCP translation (3) and rotation as a rotation vector (3), each
-scaled by the robot's per-step maximum, then the gripper (-1 open .. +1 closed).
+scaled by the robot's per-step maximum, then the gripper command: above +GRIPPER_DEADBAND close,
+below -GRIPPER_DEADBAND open, in between keep the last command ("stay"), as SERL drives the Franka
+Hand (its grasp/move actions take a command, not a streamed opening) and as HIL-SERL's discrete
+grasp critic ({open, stay, close} = -1, 0, +1) expects.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from gymnasium import spaces
 ACTION_DIM = 7
 ACTION_LAYOUT = "[dx dy dz drx dry drz gripper]"
 WRENCH_DIM = 12
+GRIPPER_DEADBAND = 0.5
 STATE_DIMS = {"tcp_pose": 7, "tcp_vel": 6, "gripper": 1, "wrench": WRENCH_DIM}
 # TCP pointing straight down (a half turn about the base x axis), where the robot works.
 TCP_HOME_QUAT = np.array([0.0, 1.0, 0.0, 0.0])
@@ -62,3 +66,13 @@ def flatten_state(state: Mapping[str, np.ndarray]) -> np.ndarray:
 
 def action_space() -> spaces.Box:
     return spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
+
+
+def gripper_closed_after(command: float, closed: bool) -> bool:
+    """Whether the gripper is commanded closed after the gripper action `command` (see the module
+    docstring), given whether it was before."""
+    if command > GRIPPER_DEADBAND:
+        return True
+    if command < -GRIPPER_DEADBAND:
+        return False
+    return closed

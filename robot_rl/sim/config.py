@@ -187,6 +187,7 @@ class RobotConfig:
 
 
 TASK_NAMES = ("reach", "pick_cube", "peg_insert")
+ROTATION_AXES = ("x", "y", "z")
 
 
 @dataclass
@@ -194,16 +195,24 @@ class TaskConfig:
     name: str = MISSING
     max_episode_steps: int = 100
     terminate_on_success: bool = True
+    # Base-frame axes the action's rotation part turns the TCP about; about the others the TCP is
+    # held at the home orientation (pointing down) and those action entries are ignored. A task
+    # that needs no rotation learns faster without it: SERL's PandaPickCube moves in x, y, z only.
+    rotation_axes: list[str] = field(default_factory=lambda: list(ROTATION_AXES))
 
     def validate(self, key: str = "task") -> None:
         check_choice(self.name, TASK_NAMES, f"{key}.name")
         _check(self.max_episode_steps > 0, f"{key}.max_episode_steps", "must be > 0")
+        for axis in self.rotation_axes:
+            check_choice(axis, ROTATION_AXES, f"{key}.rotation_axes")
+        _check(len(set(self.rotation_axes)) == len(self.rotation_axes), f"{key}.rotation_axes", "lists an axis twice")
 
 
 @dataclass
 class ReachConfig(TaskConfig):
     name: str = "reach"
     max_episode_steps: int = 50
+    rotation_axes: list[str] = field(default_factory=list)  # position only
     goal_tolerance: float = 0.02  # m
     goal_low: list[float] = field(default_factory=lambda: [0.35, -0.2, 0.05])
     goal_high: list[float] = field(default_factory=lambda: [0.65, 0.2, 0.35])
@@ -213,6 +222,8 @@ class ReachConfig(TaskConfig):
 class PickCubeConfig(TaskConfig):
     name: str = "pick_cube"
     max_episode_steps: int = 100
+    # x, y, z and the gripper, as SERL's PandaPickCube: the 4 cm cube fits the 8 cm gripper at any yaw
+    rotation_axes: list[str] = field(default_factory=list)
     cube_half_size: float = 0.02  # m
     cube_mass: float = 0.1  # kg
     lift_height: float = 0.05  # m above the table, for success
@@ -230,6 +241,7 @@ class PegInsertConfig(TaskConfig):
 
     name: str = "peg_insert"
     max_episode_steps: int = 100
+    rotation_axes: list[str] = field(default_factory=lambda: ["z"])  # the peg turns to the hole's yaw
     peg_half_size: float = 0.0125  # m, square cross-section
     peg_half_length: float = 0.04  # m
     clearance: float = 0.0015  # m, hole width minus peg width (1-2 mm)

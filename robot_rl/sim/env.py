@@ -9,8 +9,9 @@ One step is one control period: the policy's action moves the Cartesian impedanc
 then MuJoCo integrates `sim.substeps` physics steps with the controller in the loop, and
 the wrist F/T sensor is sampled at every one of them.
 
-The reward is the task's ground truth (sparse success or the dense shaped reward), an
-oracle that only the twin has: learned reward models replace it for real-robot learning.
+The reward is the task's ground truth (sparse success or the dense shaped reward, shifted to
+[-1, 0] when success ends the episode), an oracle that only the twin has: learned reward models
+replace it for real-robot learning.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from robot_rl import spec
-from robot_rl.sim.config import RobotConfig, SimConfig, TaskConfig, check_choice
+from robot_rl.sim.config import ROTATION_AXES, RobotConfig, SimConfig, TaskConfig, check_choice
 from robot_rl.sim.ft_sensor import WristFTSensor
 from robot_rl.sim.panda import FINGER_MAX_OPENING, HOME_QPOS, posture_torque, solve_ik
 from robot_rl.sim.randomization import DomainRandomizer
@@ -74,10 +75,12 @@ class SimTwinEnv(gym.Env):
         self.ft_sensor = WristFTSensor(self.sim_cfg.ft_sensor, self.sim_cfg.physics_dt)
 
         self._tcp = self.model.site("tcp").id
+        self._rotation_mask = np.array([axis in self.task.cfg.rotation_axes for axis in ROTATION_AXES], dtype=float)
         self._target = self.model.body("target").mocapid[0]
         self._ft_adr = self.model.sensor("ft_force").adr[0]  # force (3) then torque (3)
         self._gripper_act = self.model.actuator("gripper").id
         self._raw_wrench = np.zeros((self.sim_cfg.substeps, 6))
+        self._gripper_closed = False  # the last gripper command (spec.gripper_closed_after)
         self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
 
         self.observation_space = spec.observation_space(
@@ -105,6 +108,7 @@ class SimTwinEnv(gym.Env):
         opening = self.task.gripper_hold if self.task.gripper_hold is not None else FINGER_MAX_OPENING
         d.qpos[7:9] = opening
         d.ctrl[self._gripper_act] = opening
+        self._gripper_closed = False
         self.target_pos, self.target_rotation = start_pos, start_rotation
         self._set_target()
         mujoco.mj_forward(m, d)
@@ -134,8 +138,15 @@ class SimTwinEnv(gym.Env):
 
         success = self.task.success()
         info = self._info(success)
-        reward = float(success) if self.reward_type == "sparse" else info["oracle_dense_reward"]
         terminated = bool(success and self.task.cfg.terminate_on_success)
+        if self.reward_type == "sparse":
+            reward = float(success)
+        elif self.task.cfg.terminate_on_success:
+            # Shifted to [-1, 0], 0 on success: a positive reward per step would pay a policy
+            # more for hovering short of success than for the success that ends the episode.
+            reward = 0.0 if success else info["oracle_dense_reward"] - 1.0
+        else:
+            reward = info["oracle_dense_reward"]
         truncated = self._steps >= self.task.cfg.max_episode_steps
         return self._observation(), reward, terminated, truncated, info
 
@@ -165,8 +176,7 @@ class SimTwinEnv(gym.Env):
             if self.sim_cfg.invalid_action == "raise":
                 raise ValueError(f"action contains NaN/inf: {a.tolist()}")
             log.warning("non-finite action %s replaced by a hold-still action", a.tolist())
-            a = np.zeros(spec.ACTION_DIM)
-            a[6] = self._gripper_action_from_ctrl()
+            a = np.zeros(spec.ACTION_DIM)  # no motion, and the gripper keeps its last command
         return np.clip(a, -1.0, 1.0)
 
     def _move_target(self, a: np.ndarray) -> None:
@@ -179,13 +189,18 @@ class SimTwinEnv(gym.Env):
         tcp_rotation = Rotation.from_matrix(self.data.site_xmat[self._tcp].reshape(3, 3))
 
         self.target_pos = np.clip(tcp_pos + a[:3] * r.max_translation_step, r.workspace_low, r.workspace_high)
-        rotation = Rotation.from_rotvec(a[3:6] * r.max_rotation_step) * tcp_rotation
-        tilt = np.clip((rotation * HOME_TCP_ROTATION.inv()).as_rotvec(), -np.array(r.max_tilt), r.max_tilt)
+        rotation = Rotation.from_rotvec(a[3:6] * self._rotation_mask * r.max_rotation_step) * tcp_rotation
+        # an axis the task does not rotate about has no room to tilt: the target holds home there
+        max_tilt = np.asarray(r.max_tilt) * self._rotation_mask
+        tilt = np.clip((rotation * HOME_TCP_ROTATION.inv()).as_rotvec(), -max_tilt, max_tilt)
         self.target_rotation = Rotation.from_rotvec(tilt) * HOME_TCP_ROTATION
         self._set_target()
 
-        hold = self.task.gripper_hold
-        self.data.ctrl[self._gripper_act] = hold if hold is not None else self._finger_command(a[6])
+        if self.task.gripper_hold is not None:
+            self.data.ctrl[self._gripper_act] = self.task.gripper_hold
+        else:
+            self._gripper_closed = spec.gripper_closed_after(a[6], self._gripper_closed)
+            self.data.ctrl[self._gripper_act] = 0.0 if self._gripper_closed else FINGER_MAX_OPENING
 
     def _apply_posture_torque(self) -> None:
         # Updated once per control period: the null space changes slowly at these speeds.
@@ -202,14 +217,6 @@ class SimTwinEnv(gym.Env):
             mujoco.mj_step(m, d)
             raw[i] = d.sensordata[self._ft_adr : self._ft_adr + 6]
         return self.ft_sensor.measure(raw, self.np_random)
-
-    @staticmethod
-    def _finger_command(gripper_action: float) -> float:
-        """-1 opens fully, +1 closes fully (per-finger opening in metres)."""
-        return FINGER_MAX_OPENING * (1.0 - gripper_action) / 2.0
-
-    def _gripper_action_from_ctrl(self) -> float:
-        return 1.0 - 2.0 * self.data.ctrl[self._gripper_act] / FINGER_MAX_OPENING
 
     def _observation(self) -> dict[str, Any]:
         d = self.data

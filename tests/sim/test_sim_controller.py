@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
+from robot_rl.sim.config import ROTATION_AXES, ReachConfig
 from robot_rl.sim.env import HOME_TCP_ROTATION
+
+
+def free_rotation_reach() -> ReachConfig:
+    """reach with every rotation axis under the policy's control (the task's default has none)."""
+    return ReachConfig(rotation_axes=list(ROTATION_AXES))
 
 
 def _drive_to(env, goal_pos, goal_rotation, steps, gripper=-1.0):
@@ -35,7 +41,7 @@ def _goals(n, seed=0):
 
 
 def _tracking_errors(make_env, h, robot=None, n=6):
-    env = make_env("reach", robot=robot)
+    env = make_env(free_rotation_reach(), robot=robot)
     errors = []
     for k, (pos, rotation) in enumerate(_goals(n)):
         env.reset(seed=k)
@@ -62,7 +68,7 @@ def test_tcp_reaches_commanded_pose(make_env, h):
 def test_posture_torque_does_not_move_the_tcp(make_env):
     from robot_rl.sim.panda import posture_torque
 
-    env = make_env("reach")
+    env = make_env(free_rotation_reach())
     env.reset(seed=0)
     jac = np.zeros((6, env.model.nv))
     env.data.qpos[:7] += 0.2  # away from home, so there is a posture torque
@@ -93,7 +99,7 @@ def test_zero_action_holds_pose(make_env, h):
 
 def test_reset_pose_points_down(make_env, h):
     """After reset the TCP is where the task asked (IK + settling), pointing down."""
-    env = make_env("reach")
+    env = make_env(free_rotation_reach())
     for seed in range(3):
         obs, _ = env.reset(seed=seed)
         np.testing.assert_allclose(obs["state"]["tcp_pose"][:3], env.target_pos, atol=3e-3)
@@ -103,7 +109,7 @@ def test_reset_pose_points_down(make_env, h):
 def test_action_moves_target_by_scaled_step(make_env, h):
     """An action puts the impedance target (the mocap body) at the measured TCP pose moved by
     action * max step, in the base frame."""
-    env = make_env("reach")
+    env = make_env(free_rotation_reach())
     env.reset(seed=0)
     mocap = env.model.body("target").mocapid[0]
     tcp_pos, tcp_rotation = h.tcp_pos(env), h.tcp_rotation(env)
@@ -117,7 +123,7 @@ def test_action_moves_target_by_scaled_step(make_env, h):
 
 
 def test_translation_follows_action_direction(make_env, h):
-    env = make_env("reach")
+    env = make_env(free_rotation_reach())
     for axis in range(3):
         for sign in (1.0, -1.0):
             env.reset(seed=0)
@@ -132,7 +138,7 @@ def test_translation_follows_action_direction(make_env, h):
 
 
 def test_rotation_follows_action_direction(make_env, h):
-    env = make_env("reach")
+    env = make_env(free_rotation_reach())
     for axis in range(3):
         env.reset(seed=0)
         start = h.tcp_rotation(env)
@@ -147,7 +153,7 @@ def test_rotation_follows_action_direction(make_env, h):
 
 @pytest.mark.parametrize("axis, sign", [(0, 1), (0, -1), (1, 1), (1, -1), (2, 1), (2, -1)])
 def test_workspace_box_clips_target(make_env, h, axis, sign):
-    env = make_env("reach")
+    env = make_env(free_rotation_reach())
     env.reset(seed=1)
     r = env.robot_cfg
     a = h.hold_action()
@@ -166,7 +172,7 @@ def test_workspace_box_clips_target(make_env, h, axis, sign):
 
 @pytest.mark.parametrize("axis", [0, 1, 2])
 def test_tilt_limit(make_env, h, axis):
-    env = make_env("reach")
+    env = make_env(free_rotation_reach())
     r = env.robot_cfg
     for sign in (1.0, -1.0):
         env.reset(seed=1)
@@ -209,15 +215,15 @@ def test_target_stays_within_one_step_of_blocked_tcp(make_env, h):
     assert obs["state"]["wrench"][8] < 1.2 * limit  # max-abs z force over the period
 
 
-def test_gripper_half_open(make_env):
-    """A gripper action of 0 sets half the full opening, from open and (through half) from closed."""
-    env = make_env("reach")
+def test_gripper_keeps_its_last_command_inside_the_deadband(make_env, h):
+    """Gripper actions in [-0.5, 0.5] are "stay": the fingers hold the last open/close command."""
+    env = make_env("pick_cube")
     obs, _ = env.reset(seed=0)
     assert obs["state"]["gripper"][0] == pytest.approx(1.0, abs=0.01)  # reset opens it
-    for _ in range(5):
-        obs, *_ = env.step(np.zeros(7))
-    assert obs["state"]["gripper"][0] == pytest.approx(0.5, abs=0.01)
-    assert np.abs(env.data.qvel[7:9]).max() < 1e-3
+    for command, expected in ((0.0, 1.0), (0.45, 1.0), (0.55, 0.0), (0.0, 0.0), (-0.45, 0.0), (-0.55, 1.0)):
+        for _ in range(5):
+            obs, *_ = env.step(h.hold_action(gripper=command))
+        assert obs["state"]["gripper"][0] == pytest.approx(expected, abs=0.02), command
 
 
 @pytest.mark.parametrize("task", ["reach", "pick_cube"])
@@ -249,7 +255,7 @@ def test_tcp_velocity_matches_finite_differences(make_env, h):
     """obs tcp_vel is [linear, angular] in the base frame: compare with central differences."""
     from robot_rl.sim.config import SimConfig
 
-    env = make_env("reach", sim=SimConfig(cameras=[], control_hz=100.0))
+    env = make_env(free_rotation_reach(), sim=SimConfig(cameras=[], control_hz=100.0))
     env.reset(seed=0)
     a = np.array([0.05, -0.04, 0.03, 0.04, -0.05, 0.06, -1.0])
     poses, vels = [], []
@@ -263,3 +269,22 @@ def test_tcp_velocity_matches_finite_differences(make_env, h):
         ang = (poses[k + 1][1] * poses[k - 1][1].inv()).as_rotvec() / (2 * dt)
         np.testing.assert_allclose(vels[k][:3], lin, atol=0.1 * np.linalg.norm(lin))
         np.testing.assert_allclose(vels[k][3:], ang, atol=0.15 * np.linalg.norm(ang))
+
+
+@pytest.mark.parametrize("axes", [[], ["z"]])
+def test_rotation_axes_outside_the_task_are_held_at_home(make_env, h, axes):
+    """A task's rotation_axes: the TCP turns about those only; about the others the target and the
+    TCP stay at the home orientation, whatever the action asks."""
+    env = make_env(ReachConfig(rotation_axes=axes))
+    env.reset(seed=0)
+    a = h.hold_action()
+    a[3:6] = [1.0, -1.0, 1.0]
+    for _ in range(10):
+        env.step(a)
+    target_tilt, tcp_tilt = h.tilt(env.target_rotation), h.tilt(h.tcp_rotation(env))
+    np.testing.assert_allclose(target_tilt[:2], 0.0, atol=1e-9)
+    assert np.abs(tcp_tilt[:2]).max() < 0.01
+    if "z" in axes:
+        assert tcp_tilt[2] > 0.5  # 10 steps x 0.15 rad, less lag
+    else:
+        assert target_tilt[2] == pytest.approx(0.0, abs=1e-9) and abs(tcp_tilt[2]) < 0.01

@@ -52,12 +52,15 @@ def test_dense_reward_rises_along_expert_trajectory(make_env, task):
     for seed in SEEDS:
         rewards, infos, terminated, _ = _run(env, _expert(env), seed)
         assert terminated
-        assert np.all((rewards >= 0.0) & (rewards <= 1.0))
-        np.testing.assert_allclose(rewards, [i["oracle_dense_reward"] for i in infos[1:]])
+        shaped = np.array([i["oracle_dense_reward"] for i in infos[1:]])
+        assert np.all((shaped >= 0.0) & (shaped <= 1.0))
+        # what the learner gets: shifted to [-1, 0], and 0 at the success that ends the episode
+        np.testing.assert_allclose(rewards[:-1], shaped[:-1] - 1.0)
+        assert rewards[-1] == 0.0
         start = infos[0]["oracle_dense_reward"]
-        assert rewards[-1] > start + 0.4, (seed, start, rewards[-1])
-        assert rewards[-1] >= 0.6
-        rho = spearmanr(np.arange(len(rewards) + 1), [start, *rewards]).statistic
+        assert shaped[-1] > start + 0.4, (seed, start, shaped[-1])
+        assert shaped[-1] >= 0.6
+        rho = spearmanr(np.arange(len(shaped) + 1), [start, *shaped]).statistic
         assert rho > 0.6, (seed, rho)
 
 
@@ -85,7 +88,7 @@ def test_failing_policies_never_succeed(make_env, task, policy):
         assert not any(i["success"] for i in infos), (seed, policy)
         assert not terminated and truncated  # ran the whole episode
         assert len(rewards) == env.task.cfg.max_episode_steps
-        assert np.all((rewards >= 0.0) & (rewards <= 1.0))
+        assert np.all((rewards >= -1.0) & (rewards < 0.0))  # never the 0 of a success
 
 
 @pytest.mark.parametrize("task", TASKS)

@@ -18,9 +18,7 @@ observations go through the online encoder without gradient (DrQ-v2), which save
 encoder on a CPU. With `hybrid_gripper`, the actor and critics act on the 6-D pose and a DQN
 critic over {open, stay, close} picks the gripper command (HIL-SERL), trained with double-DQN
 targets and a penalty on commands that toggle the gripper. The commands go out as the spec's
-gripper values -1 (open), 0 (stay), +1 (close); "stay" means "keep the last command", which the
-env side must honour (HIL-SERL's gripper wrappers do). SimTwinEnv today reads the gripper action
-as an absolute opening, where 0 is half open: use the hybrid mode there only behind a wrapper.
+gripper values -1 (open), 0 (stay: keep the last command), +1 (close).
 """
 
 from __future__ import annotations
