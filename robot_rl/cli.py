@@ -57,13 +57,16 @@ def cmd_sim(config: Config, run_dir: Path) -> int:
 
 
 def cmd_train(config: Config, run_dir: Path) -> dict:
+    from robot_rl.rollout import reward_label
     from robot_rl.train.learner import Trainer
 
-    log.info("reward: %s (ground truth from the twin: an oracle)", config.reward.name)
+    log.info("reward: %s", reward_label(config))
     result = Trainer(config, run_dir).train()
     final = result["final_eval"]
     (run_dir / "report.json").write_text(
-        json.dumps({"agent": config.agent.name, "task": config.task.name, **result}, indent=2)
+        json.dumps(
+            {"agent": config.agent.name, "task": config.task.name, "reward": reward_label(config), **result}, indent=2
+        )
     )
     log.info(
         "%s on %s: ground-truth success %.2f over %d eval episodes; curve, video, checkpoints in %s",

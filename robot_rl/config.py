@@ -18,6 +18,9 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from robot_rl.agents.bc.config import BCConfig
 from robot_rl.agents.config import AgentConfig, ScriptedExpertConfig
 from robot_rl.agents.sac.config import SACConfig
+from robot_rl.rewards.clip.config import CLIPRewardConfig
+from robot_rl.rewards.config import OracleRewardConfig, RewardConfig
+from robot_rl.rewards.simple import InterventionRewardConfig
 from robot_rl.sim.config import (
     ConfigError,
     PegInsertConfig,
@@ -26,28 +29,10 @@ from robot_rl.sim.config import (
     RobotConfig,
     SimConfig,
     TaskConfig,
-    check_choice,
 )
 from robot_rl.train.config import TrainConfig
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
-
-REWARD_NAMES = ("oracle_sparse", "oracle_dense")
-
-
-@dataclass
-class RewardConfig:
-    """Where rewards come from. `oracle_*` are the twin's ground truth (sparse success or the
-    dense shaped reward): available only in simulation and always labelled as oracle."""
-
-    name: str = MISSING
-
-    def validate(self, key: str = "reward") -> None:
-        check_choice(self.name, REWARD_NAMES, f"{key}.name")
-
-    @property
-    def oracle_type(self) -> str:
-        return self.name.removeprefix("oracle_")
 
 
 @dataclass
@@ -87,7 +72,9 @@ def register_configs() -> None:
     cs.store(group="schema/agent", name="bc", node=BCConfig)
     cs.store(group="schema/agent", name="scripted_expert", node=ScriptedExpertConfig)
     cs.store(group="schema/train", name="train", node=TrainConfig)
-    cs.store(group="schema/reward", name="reward", node=RewardConfig)
+    cs.store(group="schema/reward", name="oracle", node=OracleRewardConfig)
+    cs.store(group="schema/reward", name="clip", node=CLIPRewardConfig)
+    cs.store(group="schema/reward", name="intervention", node=InterventionRewardConfig)
 
 
 def load_config(overrides: list[str] | None = None, config_name: str = "config") -> Config:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -35,8 +35,13 @@ class AgentPolicy:
         return self.agent.act(obs, deterministic=self.deterministic)
 
 
-def make_env(config: Config) -> SimTwinEnv:
-    return SimTwinEnv(task=config.task, sim=config.sim, robot=config.robot, reward=config.reward.oracle_type)
+def make_env(config: Config, learned_reward: bool = False) -> SimTwinEnv:
+    """The twin for `config`, its reward the configured oracle. With `learned_reward` the caller
+    rewards (and ends) episodes with its reward model, so ground-truth success ends nothing: the
+    twin then only reports it in info["success"], for scoring."""
+    task = replace(config.task, terminate_on_success=False) if learned_reward else config.task
+    oracle = config.reward.oracle_type if config.reward.is_oracle else "sparse"
+    return SimTwinEnv(task=task, sim=config.sim, robot=config.robot, reward=oracle)
 
 
 @dataclass
@@ -109,10 +114,17 @@ def write_report(results: list[EpisodeResult], config: Config, run_dir: Path, wh
     report = {
         "what": what,
         "task": config.task.name,
-        "reward": f"{config.reward.name} (ground truth from the twin: an oracle, not a learned reward)",
+        "reward": reward_label(config),
         **summarize(results),
         **extra,
         "per_episode": [asdict(r) for r in results],
     }
     (run_dir / "report.json").write_text(json.dumps(report, indent=2))
     return report
+
+
+def reward_label(config: Config) -> str:
+    """How logs and reports name the training reward: oracle rewards always say so."""
+    if config.reward.is_oracle:
+        return f"{config.reward.name} (ground truth from the twin: an oracle, not a learned reward)"
+    return f"{config.reward.name} (learned/zero-shot reward model; success is scored on the twin's ground truth)"

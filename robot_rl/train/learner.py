@@ -11,8 +11,10 @@ The loop, top to bottom (sync mode):
 In async mode an actor thread steps the env with its own copy of the policy while the learner
 trains; the learner pushes the actor's weights every `weight_push_every` updates.
 
-The reward is the task's ground truth from the twin (an oracle, labelled so in every log) until a
-learned reward model is configured.
+The reward is the task's ground truth from the twin (`reward=oracle_*`, labelled an oracle in every
+log) or a reward model's (`reward=clip`, ...): the model scores each observation after an action,
+and where it decides success (a thresholded classifier) that ends the episode, as in HIL-SERL.
+Ground-truth success then only scores: evaluation and the `*_oracle` charts.
 """
 
 from __future__ import annotations
@@ -35,11 +37,13 @@ from torch.utils.tensorboard import SummaryWriter  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from robot_rl.agents import make_agent  # noqa: E402
-from robot_rl.config import Config, agent_config_of_run  # noqa: E402
+from robot_rl.config import Config, ConfigError, agent_config_of_run  # noqa: E402
 from robot_rl.data.checkpoint import load_agent_state, load_checkpoint, save_checkpoint  # noqa: E402
 from robot_rl.data.demos import collect_expert_demos  # noqa: E402
 from robot_rl.data.replay import ReplayBuffer, mixed_batch  # noqa: E402
-from robot_rl.rollout import AgentPolicy, make_env, run_episodes, summarize  # noqa: E402
+from robot_rl.rewards import make_reward_model  # noqa: E402
+from robot_rl.rewards.base import RewardInput  # noqa: E402
+from robot_rl.rollout import AgentPolicy, make_env, reward_label, run_episodes, summarize  # noqa: E402
 from robot_rl.spec import ACTION_DIM, flatten_state  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -108,7 +112,12 @@ class Trainer:
         self.config, self.run_dir = config, run_dir
         c = config.train
         self.device = torch.device(c.device)
-        self.env = make_env(config)
+        self.reward_model = make_reward_model(config.reward, self.device)  # None: the twin's oracle
+        if self.reward_model is not None:
+            missing = set(self.reward_model.cameras) - set(config.sim.cameras)
+            if missing:
+                raise ConfigError(f"reward: reads camera(s) {sorted(missing)}, not in sim.cameras={config.sim.cameras}")
+        self.env = make_env(config, learned_reward=self.reward_model is not None)
         # Evaluation has an env of its own: resetting the training env mid-episode would splice
         # an evaluation episode into the training one (and race the actor thread in async mode).
         self.eval_env = make_env(config)
@@ -119,7 +128,7 @@ class Trainer:
         self.spec = run_spec(config, self.state_dim)
         self.curve = Curve()
         self.writer = SummaryWriter(str(run_dir / "tensorboard"))
-        self.writer.add_text("reward", f"{config.reward.name}: ground truth from the twin (an oracle)")
+        self.writer.add_text("reward", reward_label(config))
 
         spec_file = run_dir / RUN_SPEC_FILE
         checkpoint = load_checkpoint(run_dir) if spec_file.exists() else None
@@ -206,6 +215,8 @@ class Trainer:
             else:
                 action = self.agent.act(obs)
             next_obs, reward, terminated, truncated, info = env.step(action)
+            if self.reward_model is not None:
+                reward, terminated = self._learned_reward(next_obs, action)
             self.online.add(obs, action, reward, next_obs, terminated, truncated)
             obs, episode_return = next_obs, episode_return + reward
             if terminated or truncated:
@@ -247,6 +258,8 @@ class Trainer:
                     else:
                         action = actor_agent.act(obs)
                     next_obs, reward, terminated, truncated, info = env.step(action)
+                    if self.reward_model is not None:
+                        reward, terminated = self._learned_reward(next_obs, action)
                     transitions.put((obs, action, reward, next_obs, terminated, truncated, info["success"]))
                     obs = next_obs
                     if terminated or truncated:
@@ -298,6 +311,23 @@ class Trainer:
             metrics = self.agent.update(self.demos.sample(self.config.agent.batch_size, self.rng).to(self.device))
             self._periodic(self.step + 1, metrics, [], start, t0, self.step + 1 - start, bar)
         self.step = c.env_steps
+
+    @torch.no_grad()
+    def _learned_reward(self, next_obs: dict, action: np.ndarray) -> tuple[float, bool]:
+        """The reward model's reward for the observation an action led to, and whether its success
+        decision ends the episode (when the task ends episodes on success)."""
+        inputs = RewardInput(
+            state=torch.as_tensor(flatten_state(next_obs["state"]), device=self.device)[None],
+            images={
+                cam: torch.as_tensor(np.ascontiguousarray(next_obs["images"][cam]), device=self.device)[None]
+                for cam in self.reward_model.cameras
+            },
+            action=torch.as_tensor(action, device=self.device)[None],
+            intervention_start=torch.zeros(1, dtype=torch.bool, device=self.device),  # no human in this loop
+        )
+        out = self.reward_model.score(inputs)
+        success = out.success is not None and bool(out.success[0])
+        return float(out.reward[0]), success and self.config.task.terminate_on_success
 
     # --- bookkeeping ------------------------------------------------------------------------
     def _episode_seed(self) -> int:

@@ -10,25 +10,10 @@ import torch
 from robot_rl.config import load_config
 from robot_rl.train.learner import Trainer
 
-TINY = [
-    "sim=state",
-    "task=reach",
-    "train.env_steps=120",
-    "train.learning_starts=40",
-    "train.eval_every=30",
-    "train.eval_episodes=2",
-    "train.video_episodes=0",
-    "train.demo_episodes=2",
-    "train.checkpoint_every=1000",
-    "agent.batch_size=16",
-    "agent.hidden_dims=[32,32]",
-    "agent.num_critics=2",
-]
-
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Trainer:
-    trainer = Trainer(load_config(TINY), tmp_path_factory.mktemp("run"))
+def trained(tmp_path_factory, tiny) -> Trainer:
+    trainer = Trainer(load_config(tiny), tmp_path_factory.mktemp("run"))
     trainer.train()
     return trainer
 

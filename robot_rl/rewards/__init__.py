@@ -1,0 +1,31 @@
+"""Reward models: learned and zero-shot rewards, measured against the twin's ground truth.
+
+base.py is the interface (RewardModel.score: observations -> RewardOutput), config.py the base of
+every source's config; `make_reward_model` builds the model a `reward=...` config names.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from robot_rl.rewards.base import RewardModel
+from robot_rl.rewards.config import RewardConfig
+from robot_rl.sim.config import ConfigError
+
+
+def make_reward_model(config: RewardConfig, device: torch.device | str = "cpu") -> RewardModel | None:
+    """The model a reward config names, in eval mode; None for the twin's oracle rewards (the env
+    computes those). Imports each model's module only when it is used (open_clip is slow to import)."""
+    if config.is_oracle:
+        return None
+    if config.name == "clip":
+        from robot_rl.rewards.clip.model import CLIPReward
+
+        model = CLIPReward(config)  # on config.device: CLIP goes where the GPU is
+    elif config.name == "intervention":
+        from robot_rl.rewards.simple import InterventionReward
+
+        model = InterventionReward(config).to(device)
+    else:
+        raise ConfigError(f"reward.name: no reward model is built for {config.name!r}")
+    return model.eval()

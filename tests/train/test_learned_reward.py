@@ -1,0 +1,71 @@
+"""Training on a reward model's reward instead of the twin's oracle: what is stored and what ends
+an episode. The model here is a small hand-written RewardModel (TCP above a height), so that the
+expected reward of every stored transition is known exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import robot_rl.train.learner as learner
+from robot_rl.config import load_config
+from robot_rl.rewards.base import RewardInput, RewardModel, RewardOutput
+from robot_rl.sim.config import ConfigError
+from robot_rl.train.learner import Trainer
+
+HEIGHT = 0.32  # m; reach starts the TCP at 0.25-0.35, so some episodes begin above it
+
+
+class TCPHeightReward(RewardModel):
+    """1 and success where the TCP is above HEIGHT (z is the third state value), else 0."""
+
+    def __init__(self, cameras=()):
+        super().__init__()
+        self.cameras = tuple(cameras)
+
+    def forward(self, inputs: RewardInput) -> RewardOutput:
+        above = inputs.state[:, 2] > HEIGHT
+        return RewardOutput(reward=above.float(), success=above)
+
+
+@pytest.fixture
+def with_reward_model(monkeypatch):
+    def install(model: RewardModel) -> None:
+        monkeypatch.setattr(learner, "make_reward_model", lambda config, device: model)
+
+    return install
+
+
+def test_stored_rewards_and_episode_ends_are_the_models(with_reward_model, tmp_path, tiny):
+    with_reward_model(TCPHeightReward())
+    trainer = Trainer(load_config([*tiny, "reward=intervention"]), tmp_path)
+    trainer.train()
+    buffer = trainer.online
+    idx = np.flatnonzero(buffer.has_next)
+    next_z = buffer.state[(idx + 1) % buffer.capacity, 2]
+    expected = (next_z > HEIGHT).astype(np.float32)
+    np.testing.assert_array_equal(buffer.reward[idx], expected)
+    # the model's success ends the episode (and only it: the twin's own success does not)
+    np.testing.assert_array_equal(buffer.terminated[idx], expected.astype(bool))
+    assert not trainer.env.task.cfg.terminate_on_success
+    assert expected.any() and not expected.all()  # both cases were exercised
+    # evaluation still scores ground truth on an env that ends on the twin's success
+    assert trainer.eval_env.task.cfg.terminate_on_success
+
+
+def test_a_reward_model_reading_a_camera_the_sim_lacks_fails_at_start(with_reward_model, tmp_path, tiny):
+    with_reward_model(TCPHeightReward(cameras=["front"]))
+    with pytest.raises(ConfigError, match="front"):
+        Trainer(load_config([*tiny, "reward=intervention"]), tmp_path)
+
+
+def test_a_non_finite_learned_reward_stops_the_step_with_a_message(with_reward_model, tmp_path, tiny):
+    class NaNReward(TCPHeightReward):
+        def forward(self, inputs):
+            return RewardOutput(reward=torch.full((len(inputs),), float("nan")))
+
+    with_reward_model(NaNReward())
+    trainer = Trainer(load_config([*tiny, "reward=intervention"]), tmp_path)
+    with pytest.raises(FloatingPointError, match="NaNReward"):
+        trainer.train()
