@@ -4,6 +4,7 @@
   robot-rl train [overrides]   train an agent (agent=sac|bc) on the twin; run_dir=... resumes
   robot-rl eval checkpoint=RUN_DIR [overrides]   evaluate a trained agent: success rate and video
   robot-rl sim   [overrides]   the twin with its scripted expert, recorded to a video
+  robot-rl reward-eval reward=... [overrides]   a reward model's fidelity to the twin's ground truth
 
 Examples: `robot-rl sim task=peg_insert episodes=2`, `robot-rl train sim=state task=pick_cube`,
 `robot-rl train run_dir=outputs/train/20261123-101500` (resume), `robot-rl run train.env_steps=2000`.
@@ -101,6 +102,22 @@ def cmd_eval(config: Config, run_dir: Path) -> int:
     return 0
 
 
+def cmd_reward_eval(config: Config, run_dir: Path) -> int:
+    import torch
+
+    from robot_rl.rewards import make_reward_model
+    from robot_rl.rewards.evaluate import evaluate_reward_model
+    from robot_rl.rollout import make_env
+
+    device = torch.device(config.train.device)
+    model = make_reward_model(config.reward, device)
+    env = make_env(config, learned_reward=True)  # full-length episodes: returns compare
+    summary = evaluate_reward_model(env, model, config.reward.name, config.episodes, config.seed, run_dir, device)
+    log.info("reward fidelity against the twin's ground truth:\n%s", (run_dir / "summary.md").read_text())
+    log.info("per-episode plots, summary.json and summary.md in %s", run_dir)
+    return 0 if summary else 1
+
+
 # name -> (handler, help, overrides applied unless the user sets the same key)
 COMMANDS: dict[str, tuple[Callable[[Config, Path], object], str, dict[str, str]]] = {
     "run": (
@@ -111,6 +128,11 @@ COMMANDS: dict[str, tuple[Callable[[Config, Path], object], str, dict[str, str]]
     ),
     "train": (cmd_train, "train an agent on the twin (run_dir=... resumes a run)", {}),
     "eval": (cmd_eval, "evaluate a trained agent (checkpoint=RUN_DIR): ground-truth success, video", {}),
+    "reward-eval": (
+        cmd_reward_eval,
+        "score a reward model (reward=...) on expert, partial and random episodes against ground truth",
+        {"episodes": "5", "video_episodes": "0"},
+    ),
     "sim": (
         cmd_sim,
         "run the twin with its scripted expert and write a video",
@@ -149,6 +171,10 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(_with_defaults(args.overrides, defaults))
         if args.command in ("train", "run") and config.agent.name == "scripted_expert":
             raise ConfigError("agent.name: train needs a learning agent (agent=sac or agent=bc)")
+        if args.command == "reward-eval" and config.reward.is_oracle:
+            raise ConfigError(
+                "reward.name: reward-eval scores a reward model against the oracle: pick one (reward=clip, ...)"
+            )
     except (ConfigError, HydraException, OmegaConfBaseException) as error:
         print(f"robot-rl {args.command}: invalid config:\n{_config_error_message(error)}", file=sys.stderr)
         return 2
