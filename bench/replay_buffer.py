@@ -101,7 +101,7 @@ def batches_per_s(buf: ReplayBuffer, slots: np.ndarray, n_batches: int, rng: np.
     """Batches of BATCH transitions starting at slots drawn from `slots` (all with has_next)."""
     start = time.perf_counter()
     for _ in range(n_batches):
-        buf._batch_at(slots[rng.integers(len(slots), size=BATCH)])
+        buf.transitions_at(slots[rng.integers(len(slots), size=BATCH)])
     return n_batches / (time.perf_counter() - start)
 
 

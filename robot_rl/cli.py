@@ -4,6 +4,7 @@
   robot-rl train [overrides]   train an agent (agent=sac|bc) on the twin; run_dir=... resumes
   robot-rl eval checkpoint=RUN_DIR [overrides]   evaluate a trained agent: success rate and video
   robot-rl sim   [overrides]   the twin with its scripted expert, recorded to a video
+  robot-rl train-reward reward=... [overrides]  train a reward model on data from the twin
   robot-rl reward-eval reward=... [overrides]   a reward model's fidelity to the twin's ground truth
 
 Examples: `robot-rl sim task=peg_insert episodes=2`, `robot-rl train sim=state task=pick_cube`,
@@ -102,6 +103,20 @@ def cmd_eval(config: Config, run_dir: Path) -> int:
     return 0
 
 
+def cmd_train_reward(config: Config, run_dir: Path) -> int:
+    from robot_rl.rewards.train import train_reward_model
+
+    path = train_reward_model(config, run_dir)
+    log.info(
+        "%s reward model in %s (report: reward_report.json); use it with reward=%s reward.checkpoint=%s",
+        config.reward.name,
+        path,
+        config.reward.name,
+        path,
+    )
+    return 0
+
+
 def cmd_reward_eval(config: Config, run_dir: Path) -> int:
     import torch
 
@@ -128,6 +143,11 @@ COMMANDS: dict[str, tuple[Callable[[Config, Path], object], str, dict[str, str]]
     ),
     "train": (cmd_train, "train an agent on the twin (run_dir=... resumes a run)", {}),
     "eval": (cmd_eval, "evaluate a trained agent (checkpoint=RUN_DIR): ground-truth success, video", {}),
+    "train-reward": (
+        cmd_train_reward,
+        "train a reward model (reward=classifier|perceptual|preference) on data collected on the twin",
+        {"episodes": "20", "video_episodes": "0"},
+    ),
     "reward-eval": (
         cmd_reward_eval,
         "score a reward model (reward=...) on expert, partial and random episodes against ground truth",
@@ -171,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(_with_defaults(args.overrides, defaults))
         if args.command in ("train", "run") and config.agent.name == "scripted_expert":
             raise ConfigError("agent.name: train needs a learning agent (agent=sac or agent=bc)")
-        if args.command == "reward-eval" and config.reward.is_oracle:
+        if args.command in ("reward-eval", "train-reward") and config.reward.is_oracle:
             raise ConfigError(
                 "reward.name: reward-eval scores a reward model against the oracle: pick one (reward=clip, ...)"
             )

@@ -20,6 +20,8 @@ from robot_rl.agents.config import AgentConfig, ScriptedExpertConfig
 from robot_rl.agents.sac.config import SACConfig
 from robot_rl.rewards.clip.config import CLIPRewardConfig
 from robot_rl.rewards.config import OracleRewardConfig, RewardConfig
+from robot_rl.rewards.perceptual import PerceptualRewardConfig
+from robot_rl.rewards.preference import PreferenceRewardConfig
 from robot_rl.rewards.simple import InterventionRewardConfig
 from robot_rl.sim.config import (
     ConfigError,
@@ -75,6 +77,8 @@ def register_configs() -> None:
     cs.store(group="schema/reward", name="oracle", node=OracleRewardConfig)
     cs.store(group="schema/reward", name="clip", node=CLIPRewardConfig)
     cs.store(group="schema/reward", name="intervention", node=InterventionRewardConfig)
+    cs.store(group="schema/reward", name="perceptual", node=PerceptualRewardConfig)
+    cs.store(group="schema/reward", name="preference", node=PreferenceRewardConfig)
 
 
 def load_config(overrides: list[str] | None = None, config_name: str = "config") -> Config:

@@ -80,3 +80,27 @@ def test_bad_config_exits_2_naming_the_key(capsys, tmp_path):
     assert not (tmp_path / "run").exists()
     assert cli.main(["train", "agent=scripted_expert", f"output_dir={tmp_path}"]) == 2
     assert "agent.name" in capsys.readouterr().err
+
+
+def test_train_reward_then_reward_eval_then_train_on_it(tmp_path):
+    """The reward workflow end to end on the twin: fit a perceptual reward from 2 expert demos,
+    score it against ground truth, train a (tiny) agent on it."""
+    camera = ["sim.cameras=[front]", "sim.camera_rigs.front.width=64", "sim.camera_rigs.front.height=64"]
+    reward_dir, eval_dir = tmp_path / "reward", tmp_path / "eval"
+    assert cli.main(["train-reward", "reward=perceptual", "task=pick_cube", "episodes=2", f"run_dir={reward_dir}"]) == 0
+    checkpoint = reward_dir / "perceptual.safetensors"
+    assert checkpoint.exists() and json.loads((reward_dir / "reward_report.json").read_text())
+    common = ["reward=perceptual", f"reward.checkpoint={checkpoint}", "task=pick_cube", "task.max_episode_steps=30"]
+    assert cli.main(["reward-eval", *common, *camera, "episodes=1", f"run_dir={eval_dir}"]) == 0
+    summary = json.loads((eval_dir / "summary.json").read_text())
+    assert summary["reward"] == "perceptual" and summary["all"]["steps"] == 3 * 30
+    train = [t for t in TINY_TRAINING if not t.startswith("task=")]
+    assert cli.main(["train", *common, *camera, *train, f"run_dir={tmp_path / 'train'}"]) == 0
+    report = json.loads((tmp_path / "train" / "report.json").read_text())
+    assert report["reward"].startswith("perceptual (learned")
+
+
+def test_reward_commands_refuse_an_oracle_reward(capsys, tmp_path):
+    assert cli.main(["reward-eval", "reward=oracle_sparse", f"output_dir={tmp_path}"]) == 2
+    assert "reward.name" in capsys.readouterr().err
+    assert cli.main(["train-reward", "reward=oracle_dense", f"output_dir={tmp_path}"]) == 2

@@ -269,9 +269,21 @@ class ReplayBuffer:
         valid = np.flatnonzero(self.has_next)
         if len(valid) == 0:
             raise ValueError("cannot sample from a replay buffer with no transitions")
-        return self._batch_at(valid[rng.integers(len(valid), size=batch_size)])
+        return self.transitions_at(valid[rng.integers(len(valid), size=batch_size)])
 
-    def _batch_at(self, idx: np.ndarray) -> Batch:
+    def transition_slots(self) -> np.ndarray:
+        """The slots where a stored transition starts (the indices transitions_at takes)."""
+        return np.flatnonzero(self.has_next)
+
+    def relabel(self, slots: np.ndarray, reward: np.ndarray, terminated: np.ndarray) -> None:
+        """New rewards (and terminal flags) for the transitions at `slots`, e.g. from a retrained
+        reward model; the observations and actions stay as they were."""
+        if not self.has_next[slots].all():
+            raise ValueError("relabel: some slots hold no transition (see transition_slots())")
+        self.reward[slots] = reward
+        self.terminated[slots] = terminated
+
+    def transitions_at(self, idx: np.ndarray) -> Batch:
         """The transitions starting at slots `idx` (each must have has_next)."""
         nxt = (idx + 1) % self.capacity
         return Batch.from_numpy(

@@ -13,6 +13,22 @@ from robot_rl.rewards.config import RewardConfig
 from robot_rl.sim.config import ConfigError
 
 
+def _perceptual_loader():
+    from robot_rl.rewards.perceptual import load_perceptual_reward
+
+    return load_perceptual_reward
+
+
+def _preference_loader():
+    from robot_rl.rewards.preference import load_preference_reward
+
+    return load_preference_reward
+
+
+# reward name -> () -> load(path, config, device) -> (model, report), for models trained by train-reward
+TRAINED_REWARDS = {"perceptual": _perceptual_loader, "preference": _preference_loader}
+
+
 def make_reward_model(config: RewardConfig, device: torch.device | str = "cpu") -> RewardModel | None:
     """The model a reward config names, in eval mode; None for the twin's oracle rewards (the env
     computes those). Imports each model's module only when it is used (open_clip is slow to import)."""
@@ -26,6 +42,13 @@ def make_reward_model(config: RewardConfig, device: torch.device | str = "cpu") 
         from robot_rl.rewards.simple import InterventionReward
 
         model = InterventionReward(config).to(device)
+    elif config.name in TRAINED_REWARDS:
+        if not config.checkpoint:
+            raise ConfigError(
+                f"reward.checkpoint: reward={config.name} needs a trained model; make one with "
+                f"`robot-rl train-reward reward={config.name}` and pass its file as reward.checkpoint"
+            )
+        model, _ = TRAINED_REWARDS[config.name]()(config.checkpoint, config, device)
     else:
         raise ConfigError(f"reward.name: no reward model is built for {config.name!r}")
     return model.eval()

@@ -159,6 +159,8 @@ class Trainer:
             if c.demo_episodes:
                 collected = collect_expert_demos(self.env, self.demos, c.demo_episodes, seed=config.seed + 500_000)
                 log.info("demos: %d expert episodes, %d transitions", len(collected.seeds), collected.transitions)
+                if self.reward_model is not None:
+                    self._relabel(self.demos)  # recorded with the oracle's reward: the learner sees the model's
 
     # --- the loop ---------------------------------------------------------------------------
     def train(self) -> dict:
@@ -312,22 +314,37 @@ class Trainer:
             self._periodic(self.step + 1, metrics, [], start, t0, self.step + 1 - start, bar)
         self.step = c.env_steps
 
-    @torch.no_grad()
     def _learned_reward(self, next_obs: dict, action: np.ndarray) -> tuple[float, bool]:
         """The reward model's reward for the observation an action led to, and whether its success
         decision ends the episode (when the task ends episodes on success)."""
+        state = flatten_state(next_obs["state"])[None]
+        images = {cam: next_obs["images"][cam][None] for cam in self.reward_model.cameras}
+        reward, terminated = self._score(
+            torch.as_tensor(state), {k: torch.as_tensor(v) for k, v in images.items()}, torch.as_tensor(action)[None]
+        )
+        return float(reward[0]), bool(terminated[0])
+
+    @torch.no_grad()
+    def _score(self, state: torch.Tensor, images: dict, action: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Reward-model rewards and episode ends for B observations (each the one after `action`)."""
         inputs = RewardInput(
-            state=torch.as_tensor(flatten_state(next_obs["state"]), device=self.device)[None],
-            images={
-                cam: torch.as_tensor(np.ascontiguousarray(next_obs["images"][cam]), device=self.device)[None]
-                for cam in self.reward_model.cameras
-            },
-            action=torch.as_tensor(action, device=self.device)[None],
-            intervention_start=torch.zeros(1, dtype=torch.bool, device=self.device),  # no human in this loop
+            state=state.to(self.device),
+            images={cam: images[cam].to(self.device) for cam in self.reward_model.cameras},
+            action=action.to(self.device),
+            intervention_start=torch.zeros(len(state), dtype=torch.bool, device=self.device),  # no human here
         )
         out = self.reward_model.score(inputs)
-        success = out.success is not None and bool(out.success[0])
-        return float(out.reward[0]), success and self.config.task.terminate_on_success
+        success = out.success.cpu().numpy() if out.success is not None else np.zeros(len(state), bool)
+        return out.reward.cpu().numpy(), success & self.config.task.terminate_on_success
+
+    def _relabel(self, buffer: ReplayBuffer, chunk: int = 256) -> None:
+        """Every stored transition's reward (and end) from the reward model, on its next observation:
+        for demos recorded with the twin's oracle, and after the reward model changes."""
+        slots = buffer.transition_slots()
+        for part in np.array_split(slots, max(1, -(-len(slots) // chunk))):
+            batch = buffer.transitions_at(part)
+            reward, terminated = self._score(batch.next_state, batch.next_images, batch.action)
+            buffer.relabel(part, reward, terminated)
 
     # --- bookkeeping ------------------------------------------------------------------------
     def _episode_seed(self) -> int:

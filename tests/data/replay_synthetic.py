@@ -103,7 +103,7 @@ def check_all_stored(buffer, ends: dict, cameras=CAMERAS) -> None:
     """check_batch on every transition the buffer holds, not a sample of them."""
     slots = np.flatnonzero(buffer.has_next)
     if len(slots):
-        check_batch(buffer._batch_at(slots), ends, cameras)
+        check_batch(buffer.transitions_at(slots), ends, cameras)
 
 
 def frame_bytes(cameras=CAMERAS) -> int:

@@ -98,7 +98,7 @@ def assert_same_buffers(a: ReplayBuffer, b: ReplayBuffer) -> None:
     for name in ("state", "action", "reward", "terminated", "has_next"):
         assert np.array_equal(getattr(a, name), getattr(b, name)), name
     slots = np.flatnonzero(a.has_next)
-    batch_a, batch_b = a._batch_at(slots), b._batch_at(slots)
+    batch_a, batch_b = a.transitions_at(slots), b.transitions_at(slots)
     for cam in CAMERAS:
         assert torch.equal(batch_a.images[cam], batch_b.images[cam])
         assert torch.equal(batch_a.next_images[cam], batch_b.next_images[cam])

@@ -32,7 +32,7 @@ def test_recorded_expert_episode_round_trips_through_the_buffer(tmp_path):
     assert episode.success and episode.terminated and len(episode) > 1
     add_episodes(buf, [episode])
     assert len(buf) == len(episode)
-    batch = buf._batch_at(np.arange(len(episode)))  # a fresh buffer fills slots 0 .. T in order
+    batch = buf.transitions_at(np.arange(len(episode)))  # a fresh buffer fills slots 0 .. T in order
     for t in range(len(episode)):
         obs, next_obs = episode.observations[t], episode.observations[t + 1]
         assert torch.equal(batch.state[t], torch.from_numpy(flatten_state(obs["state"])))

@@ -41,15 +41,16 @@ def test_stored_rewards_and_episode_ends_are_the_models(with_reward_model, tmp_p
     with_reward_model(TCPHeightReward())
     trainer = Trainer(load_config([*tiny, "reward=intervention"]), tmp_path)
     trainer.train()
-    buffer = trainer.online
-    idx = np.flatnonzero(buffer.has_next)
-    next_z = buffer.state[(idx + 1) % buffer.capacity, 2]
-    expected = (next_z > HEIGHT).astype(np.float32)
-    np.testing.assert_array_equal(buffer.reward[idx], expected)
-    # the model's success ends the episode (and only it: the twin's own success does not)
-    np.testing.assert_array_equal(buffer.terminated[idx], expected.astype(bool))
+    for buffer in (trainer.online, trainer.demos):  # demos were recorded with the oracle: relabelled
+        idx = buffer.transition_slots()
+        next_z = buffer.state[(idx + 1) % buffer.capacity, 2]
+        expected = (next_z > HEIGHT).astype(np.float32)
+        np.testing.assert_array_equal(buffer.reward[idx], expected)
+        # the model's success ends the episode (and only it: the twin's own success does not)
+        np.testing.assert_array_equal(buffer.terminated[idx], expected.astype(bool))
+        if buffer is trainer.online:
+            assert expected.any() and not expected.all()  # both cases were exercised
     assert not trainer.env.task.cfg.terminate_on_success
-    assert expected.any() and not expected.all()  # both cases were exercised
     # evaluation still scores ground truth on an env that ends on the twin's success
     assert trainer.eval_env.task.cfg.terminate_on_success
 
@@ -60,12 +61,11 @@ def test_a_reward_model_reading_a_camera_the_sim_lacks_fails_at_start(with_rewar
         Trainer(load_config([*tiny, "reward=intervention"]), tmp_path)
 
 
-def test_a_non_finite_learned_reward_stops_the_step_with_a_message(with_reward_model, tmp_path, tiny):
+def test_a_non_finite_learned_reward_stops_training_with_a_message(with_reward_model, tmp_path, tiny):
     class NaNReward(TCPHeightReward):
         def forward(self, inputs):
             return RewardOutput(reward=torch.full((len(inputs),), float("nan")))
 
     with_reward_model(NaNReward())
-    trainer = Trainer(load_config([*tiny, "reward=intervention"]), tmp_path)
-    with pytest.raises(FloatingPointError, match="NaNReward"):
-        trainer.train()
+    with pytest.raises(FloatingPointError, match="NaNReward"):  # at the demos' relabelling, before training
+        Trainer(load_config([*tiny, "reward=intervention"]), tmp_path).train()

@@ -1,0 +1,178 @@
+"""`robot-rl train-reward reward=...`: train a reward model from data collected on the twin.
+
+  classifier   labelled frames from expert, noisy, partial and random episodes (ground-truth
+               success labels; negatives outnumber positives), held-out episodes pick the threshold;
+  perceptual   `episodes` successful scripted-expert demos (frames up to the success);
+  preference   segments of expert, noisy-expert and random episodes, labelled in rounds by the
+               simulated oracle labeller (ground-truth dense return), queries by ensemble
+               disagreement.
+On a robot the data comes from teleoperated demos and labels instead (the human-in-the-loop
+work); the training functions are the same. The model file goes to the run directory, with a
+report (JSON); pass the file to training as reward.checkpoint.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from robot_rl.config import Config
+from robot_rl.rollout import make_env
+from robot_rl.sim.config import ConfigError
+from robot_rl.sim.env import SimTwinEnv
+from robot_rl.sim.experts import make_expert
+from robot_rl.spec import ACTION_DIM, flatten_state
+
+log = logging.getLogger(__name__)
+
+TRAINABLE = ("classifier", "perceptual", "preference")
+LABEL_ROUNDS = (50, 50, 100, 200)  # preference labels per round (the first round's queries are random)
+
+
+def env_for_reward(config: Config, cameras: list[str], image_size: list[int] | None) -> SimTwinEnv:
+    """The twin rendering the reward model's cameras at its image size, with full-length
+    episodes (ground-truth success ends nothing: the collectors decide when to stop)."""
+    sim = copy.deepcopy(config.sim)
+    sim.cameras = list(cameras)
+    for camera in cameras:
+        if camera not in sim.camera_rigs:
+            raise ConfigError(f"reward.cameras: unknown camera {camera!r}; the twin has {sorted(sim.camera_rigs)}")
+        if image_size:
+            sim.camera_rigs[camera].height, sim.camera_rigs[camera].width = image_size
+    return make_env(replace(config, sim=sim), learned_reward=True)
+
+
+def train_reward_model(config: Config, run_dir: Path) -> Path:
+    """Collect data on the twin, train the configured reward model, save it to run_dir; returns
+    the model file."""
+    name = config.reward.name
+    if name not in TRAINABLE:
+        raise ConfigError(f"reward.name: train-reward trains {', '.join(TRAINABLE)}; {name!r} needs no training")
+    train = {"classifier": _train_classifier, "perceptual": _train_perceptual, "preference": _train_preference}[name]
+    path, report = train(config, run_dir)
+    (run_dir / "reward_report.json").write_text(json.dumps(report, indent=2, default=float))
+    return path
+
+
+def _train_classifier(config: Config, run_dir: Path) -> tuple[Path, dict]:
+    from robot_rl.rewards.classifier import collect_labelled_frames, save_success_classifier, train_success_classifier
+
+    reward = config.reward
+    env = env_for_reward(config, reward.cameras, reward.image_size)
+    try:
+        data = collect_labelled_frames(env, config.episodes, seed=config.seed)
+        heldout = collect_labelled_frames(env, max(2, config.episodes // 4), seed=config.seed + 100_000)
+    finally:
+        env.close()
+    log.info(
+        "classifier: %d frames, %d positive (+ %d held out)", len(data.labels), data.labels.sum(), len(heldout.labels)
+    )
+    model, report = train_success_classifier(
+        reward, data.images, data.labels, data.states, data.episode_ids, heldout=heldout, device=config.train.device
+    )
+    return save_success_classifier(model, run_dir / "classifier.safetensors", report), report
+
+
+def _train_perceptual(config: Config, run_dir: Path) -> tuple[Path, dict]:
+    from robot_rl.rewards.perceptual import fit_perceptual_reward, save_perceptual_reward
+
+    reward = config.reward
+    env = env_for_reward(config, reward.cameras, reward.image_size)
+    try:
+        demos = [expert_demo_frames(env, config.seed + i) for i in range(config.episodes)]
+    finally:
+        env.close()
+    log.info("perceptual: %d expert demos, %s frames", len(demos), [len(d[reward.cameras[0]]) for d in demos])
+    model, report = fit_perceptual_reward(reward, demos, device=config.train.device)
+    return save_perceptual_reward(model, run_dir / "perceptual.safetensors", report), report
+
+
+def expert_demo_frames(env: SimTwinEnv, seed: int) -> dict[str, np.ndarray]:
+    """One scripted-expert episode's frames per camera, from the reset up to the first success.
+    Raises if the expert does not succeed (the demo would teach the wrong last step)."""
+    expert = make_expert(env)
+    obs, info = env.reset(seed=seed)
+    expert.reset()
+    frames = {cam: [obs["images"][cam]] for cam in env.sim_cfg.cameras}
+    for _ in range(env.task.cfg.max_episode_steps):
+        obs, _, _, _, info = env.step(expert.act(obs, info))
+        for cam in frames:
+            frames[cam].append(obs["images"][cam])
+        if info["success"]:
+            return {cam: np.stack(f) for cam, f in frames.items()}
+    raise RuntimeError(f"the scripted expert did not succeed on seed {seed}: no demo from it")
+
+
+def _train_preference(config: Config, run_dir: Path) -> tuple[Path, dict]:
+    from robot_rl.rewards.preference import (
+        OracleLabeller,
+        PreferenceReward,
+        Segment,
+        add_labels,
+        save_preference_reward,
+        select_queries,
+    )
+
+    reward = config.reward
+    if reward.label_source != "oracle":
+        raise ConfigError(
+            "reward.label_source: train-reward on the twin labels with the oracle; human and VLM "
+            "labels come from the human-in-the-loop workflow"
+        )
+    env = env_for_reward(config, reward.cameras, reward.image_size if reward.cameras else None)
+    rng = np.random.default_rng(config.seed)
+    try:
+        episodes = [_preference_episode(env, config.seed + i, rng) for i in range(config.episodes)]
+    finally:
+        env.close()
+    length = reward.segment_length
+    segments = [
+        Segment(
+            states=e["states"][t : t + length],
+            images={c: v[t : t + length] for c, v in e["images"].items()},
+            oracle_dense_reward=e["oracle"][t : t + length],
+            success=e["success"][t : t + length],
+        )
+        for e in episodes
+        for t in range(0, len(e["states"]) - length + 1, length)
+    ]
+    model = PreferenceReward(reward, state_dim=segments[0].states.shape[1]).to(config.train.device)
+    labeller = OracleLabeller.from_config(reward)
+    history = []
+    for n in LABEL_ROUNDS:
+        candidates = [tuple(rng.choice(len(segments), 2, replace=False)) for _ in range(10 * n)]
+        pairs = [(segments[i], segments[j]) for i, j in candidates]
+        # the first round has no trained ensemble to disagree: random queries
+        method = None if len(model.dataset) else "random"
+        chosen = select_queries(model, pairs, n, method=method, rng=rng)
+        add_labels(model.dataset, [pairs[k] for k in chosen], labeller)
+        history.append(model.update())
+        log.info("preference: %s", history[-1])
+    report = {"label_rounds": history, "segments": len(segments), "labeller": "oracle (twin's dense reward)"}
+    return save_preference_reward(model, run_dir / "preference.safetensors", report), report
+
+
+def _preference_episode(env: SimTwinEnv, seed: int, rng: np.random.Generator) -> dict:
+    """An expert, noisy-expert or random episode's states (and frames) with its ground truth."""
+    kind = rng.choice(["expert", "noisy", "random"])
+    expert = make_expert(env)
+    obs, info = env.reset(seed=seed)
+    expert.reset()
+    out = {"states": [], "images": {c: [] for c in env.sim_cfg.cameras}, "oracle": [], "success": []}
+    for _ in range(env.task.cfg.max_episode_steps):
+        if kind == "random":
+            action = rng.uniform(-1, 1, ACTION_DIM)
+        else:
+            action = expert.act(obs, info) + (rng.normal(0, 0.5, ACTION_DIM) if kind == "noisy" else 0.0)
+        obs, _, _, _, info = env.step(np.clip(action, -1, 1).astype(np.float32))
+        out["states"].append(flatten_state(obs["state"]))
+        for cam in out["images"]:
+            out["images"][cam].append(obs["images"][cam])
+        out["oracle"].append(info["oracle_dense_reward"])
+        out["success"].append(info["success"])
+    return {k: ({c: np.stack(v) for c, v in out[k].items()} if k == "images" else np.asarray(out[k])) for k in out}
