@@ -6,7 +6,7 @@ follow the contract in agents/common.py (act / update / state_dict / actor_state
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 
@@ -23,11 +23,12 @@ def make_agent(
     action_dim: int,
     cameras: Mapping[str, tuple[int, int]] | None = None,
     device: torch.device | str = "cpu",
+    controlled: Sequence[int] | None = None,
 ) -> SACAgent | BCAgent:
     """The agent for `config`; `cameras` maps each camera name to its image (height, width),
-    {} or None for state-only."""
+    {} or None for state-only; `controlled` lists the action entries it drives (default: all)."""
     if isinstance(config, SACConfig):
-        return SACAgent(config, state_dim, action_dim, cameras, device)
+        return SACAgent(config, state_dim, action_dim, cameras, device, controlled)
     if isinstance(config, BCConfig):
-        return BCAgent(config, state_dim, action_dim, cameras, device)
+        return BCAgent(config, state_dim, action_dim, cameras, device, controlled)
     raise TypeError(f"make_agent: no agent for config type {type(config).__name__}")

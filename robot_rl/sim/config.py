@@ -8,6 +8,7 @@ methods check values that a type cannot, and name the offending key.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from omegaconf import MISSING
 
@@ -200,6 +201,15 @@ class TaskConfig:
     # that needs no rotation learns faster without it: SERL's PandaPickCube moves in x, y, z only.
     rotation_axes: list[str] = field(default_factory=lambda: list(ROTATION_AXES))
 
+    # Whether the policy's gripper command does anything (a task may hold the gripper itself).
+    policy_grips: ClassVar[bool] = True
+
+    def controlled_actions(self) -> list[int]:
+        """The entries of the spec's 7-D action the policy drives: the translation, the task's
+        rotation axes and the gripper; the twin ignores the others, so agents leave them at 0."""
+        rotation = [3 + ROTATION_AXES.index(axis) for axis in sorted(self.rotation_axes)]
+        return [0, 1, 2, *rotation, *([6] if self.policy_grips else [])]
+
     def validate(self, key: str = "task") -> None:
         check_choice(self.name, TASK_NAMES, f"{key}.name")
         _check(self.max_episode_steps > 0, f"{key}.max_episode_steps", "must be > 0")
@@ -239,6 +249,7 @@ class PickCubeConfig(TaskConfig):
 class PegInsertConfig(TaskConfig):
     """A square peg, held in the gripper from the start, into a square hole."""
 
+    policy_grips: ClassVar[bool] = False  # the peg is held from the start
     name: str = "peg_insert"
     max_episode_steps: int = 100
     rotation_axes: list[str] = field(default_factory=lambda: ["z"])  # the peg turns to the hole's yaw

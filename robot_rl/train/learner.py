@@ -75,6 +75,7 @@ def run_spec(config: Config, state_dim: int) -> dict:
         "state_dim": state_dim,
         "cameras": cameras,
         "action_dim": ACTION_DIM,
+        "controlled_actions": config.task.controlled_actions(),
         "privileged_state": config.sim.privileged_state,
         "agent": config.agent.name,
     }
@@ -101,7 +102,8 @@ def load_trained_agent(config: Config, run_dir: Path, env):
     state_dim = len(flatten_state(obs["state"]))
     expected = run_spec(config, state_dim) | {"agent": agent_config.name}
     check_run_spec(expected, json.loads(spec_file.read_text()), run_dir)
-    agent = make_agent(agent_config, state_dim, ACTION_DIM, camera_sizes(config), config.train.device)
+    controlled = config.task.controlled_actions()
+    agent = make_agent(agent_config, state_dim, ACTION_DIM, camera_sizes(config), config.train.device, controlled)
     step, state = load_agent_state(run_dir)
     agent.load_state_dict(state)
     return agent, step
@@ -124,7 +126,8 @@ class Trainer:
         obs, _ = self.env.reset(seed=config.seed)
         self.state_dim = len(flatten_state(obs["state"]))
         self.cameras = camera_sizes(config)
-        self.agent = make_agent(config.agent, self.state_dim, ACTION_DIM, self.cameras, self.device)
+        self.controlled = config.task.controlled_actions()
+        self.agent = make_agent(config.agent, self.state_dim, ACTION_DIM, self.cameras, self.device, self.controlled)
         self.spec = run_spec(config, self.state_dim)
         self.curve = Curve()
         self.writer = SummaryWriter(str(run_dir / "tensorboard"))
@@ -237,7 +240,7 @@ class Trainer:
     def _train_async(self) -> None:
         """The actor steps the env with its own policy copy; the learner trains on what arrives."""
         c = self.config.train
-        actor_agent = make_agent(self.config.agent, self.state_dim, ACTION_DIM, self.cameras, "cpu")
+        actor_agent = make_agent(self.config.agent, self.state_dim, ACTION_DIM, self.cameras, "cpu", self.controlled)
         actor_agent.load_actor_state_dict(_cpu(self.agent.actor_state_dict()))
         transitions: queue.Queue = queue.Queue(maxsize=1000)
         weights_lock, new_weights = threading.Lock(), [None]

@@ -38,16 +38,20 @@ class BCAgent:
         action_dim: int,
         cameras: Mapping[str, tuple[int, int]] | None = None,
         device: torch.device | str = "cpu",
+        controlled: Sequence[int] | None = None,
     ):
+        """controlled: the action entries the policy drives (TaskConfig.controlled_actions); the
+        others stay 0 and are not regressed. Default: all."""
         config.validate()
         self.config = c = config
         self.device = torch.device(device)
         self.state_dim, self.action_dim = state_dim, action_dim
+        self.controlled = list(range(action_dim)) if controlled is None else sorted(controlled)
         self.cameras = sorted(cameras or {})
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(c.seed)
             self.encoder = ObservationEncoder.from_config(c, state_dim, cameras)
-            self.policy = mlp(self.encoder.output_dim, c.hidden_dims, action_dim)
+            self.policy = mlp(self.encoder.output_dim, c.hidden_dims, len(self.controlled))
         self.encoder.to(self.device)
         self.policy.to(self.device)
         params = [p for p in [*self.encoder.parameters(), *self.policy.parameters()] if p.requires_grad]
@@ -60,7 +64,9 @@ class BCAgent:
         """One env-spec observation -> float32 action [7] in [-1, 1]. BC is deterministic: the
         flag is accepted for the common contract and ignored."""
         state, images = obs_to_tensors(obs, self.cameras, self.state_dim, self.device)
-        return self._policy(state, images)[0].cpu().numpy().astype(np.float32)
+        action = np.zeros(self.action_dim, dtype=np.float32)
+        action[self.controlled] = self._policy(state, images)[0].cpu().numpy()
+        return action
 
     def _policy(self, state: torch.Tensor, images: dict[str, torch.Tensor]) -> torch.Tensor:
         return torch.tanh(self.policy(self.encoder(state, images)))
@@ -78,7 +84,7 @@ class BCAgent:
             batch = batch.to(self.device)
             images = augment_images(batch.images, self.config.image_pad, self.generator)
             action = self._policy(batch.state, images)
-            loss = F.mse_loss(action, batch.action.clamp(-1.0, 1.0))
+            loss = F.mse_loss(action, batch.action[:, self.controlled].clamp(-1.0, 1.0))
             check_finite(**{"loss/bc": loss})
             self.optim.zero_grad(set_to_none=True)
             loss.backward()

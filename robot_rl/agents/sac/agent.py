@@ -69,14 +69,24 @@ class SACAgent:
         action_dim: int,
         cameras: Mapping[str, tuple[int, int]] | None = None,
         device: torch.device | str = "cpu",
+        controlled: Sequence[int] | None = None,
     ):
+        """controlled: the action entries the agent drives (the task's, TaskConfig.controlled_actions);
+        the others stay 0. Default: all. With the hybrid gripper the last entry must be among them."""
         config.validate()
         self.config = c = config
         self.device = torch.device(device)
         self.state_dim, self.action_dim = state_dim, action_dim
         self.cameras = sorted(cameras or {})
         self.hybrid = c.hybrid_gripper
-        self.continuous_dim = action_dim - 1 if self.hybrid else action_dim
+        controlled = list(range(action_dim)) if controlled is None else sorted(controlled)
+        if self.hybrid and action_dim - 1 not in controlled:
+            raise ValueError("agent.hybrid_gripper: the task does not let the policy drive the gripper")
+        # Entropy and critics only see the entries that change anything: an entry the env ignores
+        # would soak up the entropy target and leave the others almost deterministic.
+        continuous = [i for i in controlled if not (self.hybrid and i == action_dim - 1)]
+        self.continuous_index = torch.tensor(continuous, device=self.device)
+        self.continuous_dim = len(continuous)
         self.target_entropy = -self.continuous_dim / 2 if c.target_entropy is None else c.target_entropy
 
         with torch.random.fork_rng(devices=[]):  # seeded initialisation, global RNG untouched
@@ -115,11 +125,12 @@ class SACAgent:
         """One env-spec observation -> float32 action [7] in [-1, 1] (tanh(mean) if deterministic)."""
         state, images = obs_to_tensors(obs, self.cameras, self.state_dim, self.device)
         features = self.encoder(state, images)
-        action = self.actor.mode(features) if deterministic else self.actor.sample(features, self.generator)[0]
+        continuous = self.actor.mode(features) if deterministic else self.actor.sample(features, self.generator)[0]
+        action = torch.zeros(self.action_dim, device=self.device)
+        action[self.continuous_index] = continuous[0]
         if self.hybrid:
-            command = self.grasp_critic(features).argmax(dim=-1)
-            action = torch.cat([action, torch.tensor(GRIPPER_COMMANDS, device=self.device)[command, None]], dim=-1)
-        return action[0].cpu().numpy().astype(np.float32)
+            action[-1] = GRIPPER_COMMANDS[int(self.grasp_critic(features).argmax(dim=-1))]
+        return action.cpu().numpy().astype(np.float32)
 
     # --- learning -------------------------------------------------------------------------
     def fit_state_normalization(self, states: np.ndarray) -> None:
@@ -152,7 +163,7 @@ class SACAgent:
                 next_q = next_q - self.temperature * next_log_prob
             target_q = batch.reward + c.discount * (1.0 - batch.terminated) * next_q
 
-        q = self.critic(features, batch.action[:, : self.continuous_dim])  # [E, B]
+        q = self.critic(features, batch.action[:, self.continuous_index])  # [E, B]
         critic_loss = F.mse_loss(q, target_q.expand_as(q))  # mean over members and batch (RLPD)
         losses = {"loss/critic": critic_loss}
         if self.hybrid:
