@@ -18,6 +18,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from robot_rl.agents.bc.config import BCConfig
 from robot_rl.agents.config import AgentConfig, ScriptedExpertConfig
 from robot_rl.agents.sac.config import SACConfig
+from robot_rl.rewards.classifier import SuccessClassifierConfig
 from robot_rl.rewards.clip.config import CLIPRewardConfig
 from robot_rl.rewards.config import OracleRewardConfig, RewardConfig
 from robot_rl.rewards.perceptual import PerceptualRewardConfig
@@ -75,6 +76,7 @@ def register_configs() -> None:
     cs.store(group="schema/agent", name="scripted_expert", node=ScriptedExpertConfig)
     cs.store(group="schema/train", name="train", node=TrainConfig)
     cs.store(group="schema/reward", name="oracle", node=OracleRewardConfig)
+    cs.store(group="schema/reward", name="classifier", node=SuccessClassifierConfig)
     cs.store(group="schema/reward", name="clip", node=CLIPRewardConfig)
     cs.store(group="schema/reward", name="intervention", node=InterventionRewardConfig)
     cs.store(group="schema/reward", name="perceptual", node=PerceptualRewardConfig)

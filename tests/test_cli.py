@@ -104,3 +104,14 @@ def test_reward_commands_refuse_an_oracle_reward(capsys, tmp_path):
     assert cli.main(["reward-eval", "reward=oracle_sparse", f"output_dir={tmp_path}"]) == 2
     assert "reward.name" in capsys.readouterr().err
     assert cli.main(["train-reward", "reward=oracle_dense", f"output_dir={tmp_path}"]) == 2
+
+
+def test_train_reward_classifier_then_reward_eval(tmp_path):
+    small = ["reward=classifier", "reward.image_size=[32,32]", "task=pick_cube", "task.max_episode_steps=30"]
+    assert cli.main(["train-reward", *small, "reward.steps=20", "episodes=4", f"run_dir={tmp_path / 'r'}"]) == 0
+    report = json.loads((tmp_path / "r" / "reward_report.json").read_text())
+    assert {"roc_auc", "precision", "recall", "threshold"} <= set(report)
+    cameras = [f"sim.camera_rigs.{cam}.{side}=32" for cam in ("front", "wrist") for side in ("width", "height")]
+    checkpoint = f"reward.checkpoint={tmp_path / 'r' / 'classifier.safetensors'}"
+    assert cli.main(["reward-eval", *small, *cameras, checkpoint, "episodes=1", f"run_dir={tmp_path / 'e'}"]) == 0
+    assert json.loads((tmp_path / "e" / "summary.json").read_text())["reward"] == "classifier"

@@ -13,6 +13,12 @@ from robot_rl.rewards.config import RewardConfig
 from robot_rl.sim.config import ConfigError
 
 
+def _classifier_loader():
+    from robot_rl.rewards.classifier import load_success_classifier
+
+    return load_success_classifier
+
+
 def _perceptual_loader():
     from robot_rl.rewards.perceptual import load_perceptual_reward
 
@@ -26,7 +32,11 @@ def _preference_loader():
 
 
 # reward name -> () -> load(path, config, device) -> (model, report), for models trained by train-reward
-TRAINED_REWARDS = {"perceptual": _perceptual_loader, "preference": _preference_loader}
+TRAINED_REWARDS = {
+    "classifier": _classifier_loader,
+    "perceptual": _perceptual_loader,
+    "preference": _preference_loader,
+}
 
 
 def make_reward_model(config: RewardConfig, device: torch.device | str = "cpu") -> RewardModel | None:

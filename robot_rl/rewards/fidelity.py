@@ -49,9 +49,12 @@ def roc_auc(scores, labels) -> float:
 
     with rank_i in 1..P+N the rank of score i among all scores, tied scores sharing the average of
     their ranks, P and N the numbers of positives and negatives. Threshold-free, so it rates a
-    classifier's ordering whatever its calibration. Raises ValueError when only one class is present.
+    classifier's ordering whatever its calibration. A score of -inf (e.g. a gated-out frame) ranks
+    lowest. Raises ValueError when only one class is present, or on NaN / +inf scores.
     """
-    s = _as_1d(scores, "scores")
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if np.isnan(s).any() or np.isposinf(s).any():
+        raise ValueError("scores has NaN or +inf values")
     y = _as_labels(labels, len(s))
     n_pos = int(y.sum())
     n_neg = len(y) - n_pos
