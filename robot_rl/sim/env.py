@@ -39,6 +39,7 @@ from robot_rl.sim.tasks import make_task
 log = logging.getLogger(__name__)
 
 REWARD_TYPES = ("sparse", "dense")
+DIVERGED_SPEED = 50.0  # m/s or rad/s in any degree of freedom: no real motion here comes near it
 SETTLE_TIME = 1.0  # s of physics after a reset, so the scene is at rest when the F/T is zeroed
 
 # The home orientation: TCP pointing straight down, fingers closing along the world y axis.
@@ -139,6 +140,15 @@ class SimTwinEnv(gym.Env):
         success = self.task.success()
         info = self._info(success)
         terminated = bool(success and self.task.cfg.terminate_on_success)
+        # A contact that blows up (rare: a heavy randomised cube squeezed at an edge) flings an
+        # object away at absurd speed, and MuJoCo later resets the whole state mid-episode. End
+        # the episode there, visibly, rather than train on what follows.
+        diverged = bool(np.abs(self.data.qvel).max() > DIVERGED_SPEED)
+        if diverged:
+            log.warning(
+                "physics diverged at step %d (speed %.0f): episode truncated", self._steps, np.abs(self.data.qvel).max()
+            )
+        info["physics_diverged"] = diverged
         if self.reward_type == "sparse":
             reward = float(success)
         elif self.task.cfg.terminate_on_success:
@@ -147,7 +157,7 @@ class SimTwinEnv(gym.Env):
             reward = 0.0 if success else info["oracle_dense_reward"] - 1.0
         else:
             reward = info["oracle_dense_reward"]
-        truncated = self._steps >= self.task.cfg.max_episode_steps
+        truncated = self._steps >= self.task.cfg.max_episode_steps or diverged
         return self._observation(), reward, terminated, truncated, info
 
     def render(self):
@@ -244,6 +254,7 @@ class SimTwinEnv(gym.Env):
             "success": self.task.success() if success is None else success,
             "oracle_dense_reward": self.task.dense_reward(),
             "task_state": self.task.state(),
+            "physics_diverged": False,  # step() sets it (see DIVERGED_SPEED)
         }
 
 

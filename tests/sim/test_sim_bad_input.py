@@ -226,3 +226,17 @@ def test_bad_task_values_name_their_key(task, key):
 
 def test_config_error_is_a_value_error():
     assert issubclass(ConfigError, ValueError)
+
+
+def test_a_physics_blow_up_truncates_the_episode_visibly(make_env, h, caplog):
+    """An object flung away at absurd speed (a contact that blew up) ends the episode with
+    info["physics_diverged"] and a warning, instead of going on from MuJoCo's silent reset."""
+    env = make_env("pick_cube")
+    env.reset(seed=0)
+    _, _, _, truncated, info = env.step(h.hold_action())
+    assert not truncated and not info["physics_diverged"]
+    env.data.qvel[9:12] = [0.0, 0.0, 500.0]  # the cube's free joint, launched upwards
+    with caplog.at_level("WARNING"):
+        _, _, terminated, truncated, info = env.step(h.hold_action())
+    assert truncated and not terminated and info["physics_diverged"]
+    assert "physics diverged" in caplog.text
