@@ -83,7 +83,10 @@ def main() -> None:
             job = pending.pop(0)
             run_dirs[job].mkdir(parents=True, exist_ok=True)
             log = open(run_dirs[job] / "bench_stdout.log", "a")  # noqa: SIM115 (closed with the process)
-            running[job] = (subprocess.Popen(run_command(*job, args, run_dirs[job]), env=env, stdout=log, stderr=log), log)
+            running[job] = (
+                subprocess.Popen(run_command(*job, args, run_dirs[job]), env=env, stdout=log, stderr=log),
+                log,
+            )
             wall[job] = time.perf_counter()
             print(f"started {job[0]} seed {job[1]} -> {run_dirs[job]}", flush=True)
         time.sleep(5)
@@ -107,7 +110,7 @@ def main() -> None:
         if method != "bc":
             # first evaluation at which the success rate reached the target, per seed
             summary[method]["env_steps_to_90pct"] = [
-                next((s for s, v in zip(r["env_steps"], r["success_rate"]) if v >= TARGET_SUCCESS), None)
+                next((s for s, v in zip(r["env_steps"], r["success_rate"], strict=True) if v >= TARGET_SUCCESS), None)
                 for r in runs.values()
                 if r["method"] == method
             ]

@@ -96,6 +96,7 @@ def reward_input_from_numpy(
     state: np.ndarray, images: Mapping[str, np.ndarray], device: torch.device | str = "cpu", **extra
 ) -> RewardInput:
     """A RewardInput from numpy arrays (state [B, S], images uint8 [B, H, W, 3])."""
+
     def tensor(a):
         return None if a is None else torch.as_tensor(np.ascontiguousarray(a), device=device)
 

@@ -43,7 +43,9 @@ def test_cameras_see_different_views(make_env, h):
 
 
 def test_wrist_camera_moves_with_the_hand(make_env, h):
-    env = make_env(PickCubeConfig(rotation_axes=["z"]), sim=h.sim_config(cameras=["front", "wrist"], width=48, height=48))
+    env = make_env(
+        PickCubeConfig(rotation_axes=["z"]), sim=h.sim_config(cameras=["front", "wrist"], width=48, height=48)
+    )
     obs, _ = env.reset(seed=0)
     before = {c: obs["images"][c].astype(int) for c in obs["images"]}
     for _ in range(4):
