@@ -35,14 +35,7 @@ class LearnedAgentConfig(AgentConfig):
             if not condition:
                 raise ConfigError(f"{key}.{name}: {message}")
 
-        check_choice(self.encoder, ENCODERS, f"{key}.encoder")
-        check(
-            self.encoder_weights is None or self.encoder != "cnn",
-            "encoder_weights",
-            "only a pretrained encoder (resnet10/resnet18) loads weights",
-        )
-        check(len(self.cnn_channels) >= 1 and min(self.cnn_channels) >= 1, "cnn_channels", "needs >= 1 positive size")
-        check(self.image_feature_dim >= 1, "image_feature_dim", "must be >= 1")
+        validate_image_encoder(self, key)
         check(self.state_feature_dim >= 1, "state_feature_dim", "must be >= 1")
         check(self.image_pad >= 0, "image_pad", f"must be >= 0, got {self.image_pad}")
 
@@ -55,3 +48,15 @@ class ScriptedExpertConfig(AgentConfig):
 
     def validate(self, key: str = "agent") -> None:
         pass
+
+
+def validate_image_encoder(config, key: str) -> None:
+    """The checks of the image-encoder fields (encoder, encoder_weights, cnn_channels,
+    image_feature_dim) that agents and learned reward models share."""
+    check_choice(config.encoder, ENCODERS, f"{key}.encoder")
+    if config.encoder_weights is not None and config.encoder == "cnn":
+        raise ConfigError(f"{key}.encoder_weights: only a pretrained encoder (resnet10/resnet18) loads weights")
+    if not (len(config.cnn_channels) >= 1 and min(config.cnn_channels) >= 1):
+        raise ConfigError(f"{key}.cnn_channels: needs >= 1 positive size, got {config.cnn_channels}")
+    if config.image_feature_dim < 1:
+        raise ConfigError(f"{key}.image_feature_dim: must be >= 1, got {config.image_feature_dim}")

@@ -28,10 +28,11 @@ from tqdm import tqdm
 
 from robot_rl import spec
 from robot_rl.agents.augment import augment_images
-from robot_rl.agents.networks import ENCODERS, CNNEncoder, PretrainedEncoder, mlp
+from robot_rl.agents.config import validate_image_encoder
+from robot_rl.agents.networks import CNNEncoder, PretrainedEncoder, mlp
 from robot_rl.data.checkpoint import load_tree, save_tree
 from robot_rl.rewards.base import RewardInput, RewardModel, RewardOutput
-from robot_rl.rewards.config import RewardConfig
+from robot_rl.rewards.config import RewardConfig, validate_cameras_and_size
 from robot_rl.rewards.fidelity import precision_recall, roc_auc
 from robot_rl.sim.config import ConfigError, check_choice
 
@@ -81,20 +82,8 @@ class SuccessClassifierConfig(RewardConfig):
 
         check(self.name == "classifier", "name", f"must be 'classifier' for SuccessClassifierConfig, got {self.name!r}")
         check(len(self.cameras) >= 1, "cameras", "needs at least one camera")
-        check(len(set(self.cameras)) == len(self.cameras), "cameras", "lists a camera twice")
-        check(
-            len(self.image_size) == 2 and min(self.image_size) >= 8,
-            "image_size",
-            f"needs [H, W] >= 8, got {self.image_size}",
-        )
-        check_choice(self.encoder, ENCODERS, f"{key}.encoder")
-        check(
-            self.encoder_weights is None or self.encoder != "cnn",
-            "encoder_weights",
-            "only a pretrained encoder (resnet10/resnet18) loads weights",
-        )
-        check(len(self.cnn_channels) >= 1 and min(self.cnn_channels) >= 1, "cnn_channels", "needs >= 1 positive size")
-        check(self.image_feature_dim >= 1, "image_feature_dim", f"must be >= 1, got {self.image_feature_dim}")
+        validate_cameras_and_size(self.cameras, self.image_size, key)
+        validate_image_encoder(self, key)
         check(min(self.hidden_dims, default=1) >= 1, "hidden_dims", f"sizes must be >= 1, got {self.hidden_dims}")
         check(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
         check(self.steps >= 1, "steps", f"must be >= 1, got {self.steps}")

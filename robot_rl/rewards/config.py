@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from omegaconf import MISSING
 
-from robot_rl.sim.config import check_choice
+from robot_rl.sim.config import ConfigError, check_choice
 
 ORACLE_REWARDS = ("oracle_sparse", "oracle_dense")
 
@@ -38,3 +38,11 @@ class OracleRewardConfig(RewardConfig):
     @property
     def oracle_type(self) -> str:
         return self.name.removeprefix("oracle_")
+
+
+def validate_cameras_and_size(cameras: list[str], image_size: list[int], key: str) -> None:
+    """The camera list and [H, W] image size of a reward model that reads images."""
+    if len(set(cameras)) != len(cameras):
+        raise ConfigError(f"{key}.cameras: lists a camera twice, got {cameras}")
+    if not (len(image_size) == 2 and min(image_size) >= 8):
+        raise ConfigError(f"{key}.image_size: needs [H, W] >= 8, got {image_size}")

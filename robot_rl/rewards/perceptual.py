@@ -82,7 +82,7 @@ from torch import nn
 from robot_rl.agents.networks import IMAGENET_MEAN, IMAGENET_STD, _FrozenBackbone, resnet_trunk, to_float_nchw
 from robot_rl.data.checkpoint import load_tree, save_tree
 from robot_rl.rewards.base import RewardInput, RewardModel, RewardOutput
-from robot_rl.rewards.config import RewardConfig
+from robot_rl.rewards.config import RewardConfig, validate_cameras_and_size
 from robot_rl.sim.config import ConfigError, check_choice
 
 log = logging.getLogger(__name__)
@@ -134,12 +134,7 @@ class PerceptualRewardConfig(RewardConfig):
 
         check(self.name == "perceptual", "name", f"must be 'perceptual' for PerceptualRewardConfig, got {self.name!r}")
         check(len(self.cameras) >= 1, "cameras", "needs at least one camera")
-        check(len(set(self.cameras)) == len(self.cameras), "cameras", "lists a camera twice")
-        check(
-            len(self.image_size) == 2 and min(self.image_size) >= 8,
-            "image_size",
-            f"needs [H, W] >= 8, got {self.image_size}",
-        )
+        validate_cameras_and_size(self.cameras, self.image_size, key)
         check_choice(self.feature_extractor, FEATURE_EXTRACTORS, f"{key}.feature_extractor")
         height = self.image_size[0]
         if self.feature_extractor == "image_stats":

@@ -31,10 +31,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robot_rl.agents.networks import ENCODERS, MIN_STATE_STD, CNNEncoder, PretrainedEncoder, mlp
+from robot_rl.agents.config import validate_image_encoder
+from robot_rl.agents.networks import MIN_STATE_STD, CNNEncoder, PretrainedEncoder, mlp
 from robot_rl.data.checkpoint import load_tree, save_tree
 from robot_rl.rewards.base import RewardInput, RewardModel, RewardOutput
-from robot_rl.rewards.config import RewardConfig
+from robot_rl.rewards.config import RewardConfig, validate_cameras_and_size
 from robot_rl.sim.config import ConfigError, check_choice
 
 log = logging.getLogger(__name__)
@@ -99,20 +100,8 @@ class PreferenceRewardConfig(RewardConfig):
 
         check(self.name == "preference", "name", f"must be 'preference' for PreferenceRewardConfig, got {self.name!r}")
         check(self.use_state or len(self.cameras) >= 1, "use_state", "the reward reads nothing: no state, no camera")
-        check(len(set(self.cameras)) == len(self.cameras), "cameras", "lists a camera twice")
-        check(
-            len(self.image_size) == 2 and min(self.image_size) >= 8,
-            "image_size",
-            f"needs [H, W] >= 8, got {self.image_size}",
-        )
-        check_choice(self.encoder, ENCODERS, f"{key}.encoder")
-        check(
-            self.encoder_weights is None or self.encoder != "cnn",
-            "encoder_weights",
-            "only a pretrained encoder (resnet10/resnet18) loads weights",
-        )
-        check(len(self.cnn_channels) >= 1 and min(self.cnn_channels) >= 1, "cnn_channels", "needs >= 1 positive size")
-        check(self.image_feature_dim >= 1, "image_feature_dim", f"must be >= 1, got {self.image_feature_dim}")
+        validate_cameras_and_size(self.cameras, self.image_size, key)
+        validate_image_encoder(self, key)
         check(min(self.hidden_dims, default=1) >= 1, "hidden_dims", f"sizes must be >= 1, got {self.hidden_dims}")
         check(self.ensemble_size >= 1, "ensemble_size", f"must be >= 1, got {self.ensemble_size}")
         check(self.segment_length >= 1, "segment_length", f"must be >= 1, got {self.segment_length}")
