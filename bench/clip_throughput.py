@@ -40,6 +40,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
+from machine import machine_info  # noqa: E402  (bench/machine.py, beside this script)
 
 from robot_rl.rewards.base import RewardInput  # noqa: E402
 from robot_rl.rewards.clip.config import CLIPRewardConfig  # noqa: E402
@@ -201,14 +202,7 @@ def main() -> None:
         },
         "build_s": round(build_s, 2),
         "results": results,
-        "machine": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(),
-            "cpu_count": os.cpu_count(),
-            "loadavg_before": [round(x, 2) for x in load_before],
-            "loadavg_after": [round(x, 2) for x in os.getloadavg()],
-        },
+        "machine": machine_info(load_before),
         "wall_s": round(time.perf_counter() - t_start, 1),
     }
     suffix = "" if on_cpu else f"_{args.device.split(':')[0]}"

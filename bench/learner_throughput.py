@@ -39,6 +39,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
+from machine import machine_info  # noqa: E402  (bench/machine.py, beside this script)
 
 from robot_rl.agents import SACAgent, SACConfig  # noqa: E402
 from robot_rl.data.batch import Batch  # noqa: E402
@@ -200,14 +201,7 @@ def main() -> None:
             "data": "one synthetic batch, already on the device (sampling and transfers not counted)",
         },
         "results": results,
-        "machine": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(),
-            "cpu_count": os.cpu_count(),
-            "loadavg_before": [round(x, 2) for x in load_before],
-            "loadavg_after": [round(x, 2) for x in os.getloadavg()],
-        },
+        "machine": machine_info(load_before),
         "wall_s": round(time.perf_counter() - t_start, 1),
     }
     suffix = "" if on_cpu else f"_{args.device.split(':')[0]}"
