@@ -40,7 +40,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
-from machine import machine_info  # noqa: E402  (bench/machine.py, beside this script)
+from machine import machine_info, spread  # noqa: E402  (bench/machine.py, beside this script)
 
 from robot_rl.rewards.base import RewardInput  # noqa: E402
 from robot_rl.rewards.clip.config import CLIPRewardConfig  # noqa: E402
@@ -73,15 +73,6 @@ def timed_preprocess(reward: CLIPReward, frames: torch.Tensor, n: int) -> float:
         reward.preprocess(frames.to(reward.device, non_blocking=True))
     sync()
     return time.perf_counter() - start
-
-
-def spread(values: list[float]) -> dict:
-    return {
-        "median": round(statistics.median(values), 3),
-        "min": round(min(values), 3),
-        "max": round(max(values), 3),
-        "runs": [round(v, 3) for v in values],
-    }
 
 
 def plot(results: dict, path: Path, title: str) -> None:

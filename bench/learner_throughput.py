@@ -39,7 +39,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
-from machine import machine_info  # noqa: E402  (bench/machine.py, beside this script)
+from machine import machine_info, spread  # noqa: E402  (bench/machine.py, beside this script)
 
 from robot_rl.agents import SACAgent, SACConfig  # noqa: E402
 from robot_rl.data.batch import Batch  # noqa: E402
@@ -93,15 +93,6 @@ def phase_breakdown(agent: SACAgent, batch: Batch, n: int) -> dict[str, float]:
         sync()
         critic, actor = critic + middle - start, actor + time.perf_counter() - middle
     return {"critic_step_ms": round(1e3 * critic / n, 2), "actor_temperature_step_ms": round(1e3 * actor / n, 2)}
-
-
-def spread(values: list[float]) -> dict:
-    return {
-        "median": round(statistics.median(values), 3),
-        "min": round(min(values), 3),
-        "max": round(max(values), 3),
-        "runs": [round(v, 3) for v in values],
-    }
 
 
 def plot(results: dict, path: Path, title: str) -> None:

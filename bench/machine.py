@@ -1,9 +1,10 @@
-"""What every benchmark records about the machine it ran on (shared by the bench scripts)."""
+"""What the benchmarks share: the record of the machine they ran on, and how repeated timings are summarised."""
 
 from __future__ import annotations
 
 import os
 import platform
+import statistics
 
 import torch
 
@@ -18,4 +19,14 @@ def machine_info(load_before: tuple[float, float, float]) -> dict:
         "cpu_count": os.cpu_count(),
         "loadavg_before": [round(x, 2) for x in load_before],
         "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def spread(values: list[float]) -> dict:
+    """Median, min and max of repeated measurements, and the runs themselves."""
+    return {
+        "median": round(statistics.median(values), 3),
+        "min": round(min(values), 3),
+        "max": round(max(values), 3),
+        "runs": [round(v, 3) for v in values],
     }
