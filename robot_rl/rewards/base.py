@@ -11,11 +11,13 @@ through (a NaN would poison every critic target it touches). Subclasses implemen
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from robot_rl.spec import flatten_state
 
 
 @dataclass
@@ -29,6 +31,19 @@ class RewardInput:
 
     def __len__(self) -> int:
         return self.state.shape[0]
+
+    @staticmethod
+    def from_observation(
+        obs: Mapping, cameras: Sequence[str], action: np.ndarray, device: torch.device | str = "cpu"
+    ) -> RewardInput:
+        """A batch of one: the env-spec observation an action led to, with no human intervention."""
+        images = {cam: np.ascontiguousarray(obs["images"][cam]) for cam in cameras}
+        return RewardInput(
+            state=torch.as_tensor(flatten_state(obs["state"]), device=device)[None],
+            images={cam: torch.as_tensor(frame, device=device)[None] for cam, frame in images.items()},
+            action=torch.as_tensor(action, dtype=torch.float32, device=device)[None],
+            intervention_start=torch.zeros(1, dtype=torch.bool, device=device),
+        )
 
 
 @dataclass
@@ -90,18 +105,3 @@ def as_uint8_images(images: torch.Tensor | np.ndarray, camera: str = "image") ->
             raise ValueError(f"{camera}: float images must be in [0, 1], got [{float(x.min())}, {float(x.max())}]")
         return (x * 255.0).round().to(torch.uint8)
     raise ValueError(f"{camera}: images must be uint8 or float in [0, 1], got {x.dtype}")
-
-
-def reward_input_from_numpy(
-    state: np.ndarray, images: Mapping[str, np.ndarray], device: torch.device | str = "cpu", **extra
-) -> RewardInput:
-    """A RewardInput from numpy arrays (state [B, S], images uint8 [B, H, W, 3])."""
-
-    def tensor(a):
-        return None if a is None else torch.as_tensor(np.ascontiguousarray(a), device=device)
-
-    return RewardInput(
-        state=tensor(np.asarray(state, dtype=np.float32)),
-        images={k: tensor(v) for k, v in images.items()},
-        **{k: tensor(v) for k, v in extra.items()},
-    )

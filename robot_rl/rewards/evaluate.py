@@ -36,7 +36,7 @@ from robot_rl.rewards.base import RewardInput, RewardModel  # noqa: E402
 from robot_rl.rewards.fidelity import pearson_distance, precision_recall, roc_auc, spearman  # noqa: E402
 from robot_rl.sim.env import SimTwinEnv  # noqa: E402
 from robot_rl.sim.experts import make_expert  # noqa: E402
-from robot_rl.spec import ACTION_DIM, flatten_state  # noqa: E402
+from robot_rl.spec import ACTION_DIM  # noqa: E402
 
 EPISODE_KINDS = ("expert", "partial", "random")
 FRAMES_PER_PLOT = 6
@@ -67,14 +67,7 @@ def score_episode(env: SimTwinEnv, model: RewardModel, kind: str, seed: int, dev
     for t in range(horizon):
         action = expert.act(obs, info) if t < expert_steps else rng.uniform(-1, 1, ACTION_DIM).astype(np.float32)
         obs, _, _, _, info = env.step(action)
-        out = model.score(
-            RewardInput(
-                state=torch.as_tensor(flatten_state(obs["state"]), device=device)[None],
-                images={c: torch.as_tensor(obs["images"][c], device=device)[None] for c in model.cameras},
-                action=torch.as_tensor(action, device=device)[None],
-                intervention_start=torch.zeros(1, dtype=torch.bool, device=device),
-            )
-        )
+        out = model.score(RewardInput.from_observation(obs, model.cameras, action, device))
         reward = float(out.reward[0])
         episode.reward.append(reward)
         episode.score.append(float(out.success_prob[0]) if out.success_prob is not None else reward)

@@ -320,24 +320,16 @@ class Trainer:
     def _learned_reward(self, next_obs: dict, action: np.ndarray) -> tuple[float, bool]:
         """The reward model's reward for the observation an action led to, and whether its success
         decision ends the episode (when the task ends episodes on success)."""
-        state = flatten_state(next_obs["state"])[None]
-        images = {cam: next_obs["images"][cam][None] for cam in self.reward_model.cameras}
         reward, terminated = self._score(
-            torch.as_tensor(state), {k: torch.as_tensor(v) for k, v in images.items()}, torch.as_tensor(action)[None]
+            RewardInput.from_observation(next_obs, self.reward_model.cameras, action, self.device)
         )
         return float(reward[0]), bool(terminated[0])
 
     @torch.no_grad()
-    def _score(self, state: torch.Tensor, images: dict, action: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """Reward-model rewards and episode ends for B observations (each the one after `action`)."""
-        inputs = RewardInput(
-            state=state.to(self.device),
-            images={cam: images[cam].to(self.device) for cam in self.reward_model.cameras},
-            action=action.to(self.device),
-            intervention_start=torch.zeros(len(state), dtype=torch.bool, device=self.device),  # no human here
-        )
+    def _score(self, inputs: RewardInput) -> tuple[np.ndarray, np.ndarray]:
+        """Reward-model rewards and episode ends for a batch of observations."""
         out = self.reward_model.score(inputs)
-        success = out.success.cpu().numpy() if out.success is not None else np.zeros(len(state), bool)
+        success = out.success.cpu().numpy() if out.success is not None else np.zeros(len(inputs), bool)
         return out.reward.cpu().numpy(), success & self.config.task.terminate_on_success
 
     def _relabel(self, buffer: ReplayBuffer, chunk: int = 256) -> None:
@@ -345,9 +337,14 @@ class Trainer:
         for demos recorded with the twin's oracle, and after the reward model changes."""
         slots = buffer.transition_slots()
         for part in np.array_split(slots, max(1, -(-len(slots) // chunk))):
-            batch = buffer.transitions_at(part)
-            reward, terminated = self._score(batch.next_state, batch.next_images, batch.action)
-            buffer.relabel(part, reward, terminated)
+            batch = buffer.transitions_at(part).to(self.device)
+            inputs = RewardInput(
+                state=batch.next_state,
+                images={cam: batch.next_images[cam] for cam in self.reward_model.cameras},
+                action=batch.action,
+                intervention_start=torch.zeros(len(part), dtype=torch.bool, device=self.device),  # no human here
+            )
+            buffer.relabel(part, *self._score(inputs))
 
     # --- bookkeeping ------------------------------------------------------------------------
     def _episode_seed(self) -> int:
