@@ -1,7 +1,10 @@
-"""State-based pick_cube: ground-truth success vs env steps for RLPD, plain SAC and BC.
+"""State-based pick_cube: ground-truth success vs env steps for RLPD, plain SAC and BC, and RLPD
+trained on a learned success classifier's reward instead of the oracle's.
 
     .venv/bin/python bench/pick_cube_learning.py        # ~40 min on 2 cores
     .venv/bin/python bench/pick_cube_learning.py --env-steps 10000 --seeds 0 1   # shorter / more seeds
+    .venv/bin/python bench/pick_cube_learning.py --methods rlpd rlpd_classifier \
+        --out bench/results/pick_cube_classifier_reward.json      # learned reward vs oracle
 
 What is measured
   Three methods on the twin's pick_cube, state-based (sim=state: proprio + wrench + the cube's
@@ -10,7 +13,16 @@ What is measured
              50/50 into every batch;
     sac      the same agent and budget without demos (demo_episodes=0: online data only);
     bc       behaviour cloning on the same demos (train.env_steps counts its gradient steps, so
-             it is one point, not a curve: its final success rate).
+             it is one point, not a curve: its final success rate);
+    rlpd_classifier
+             RLPD as above, rewarded only by a success classifier (reward=classifier): 1 where it
+             detects success, which also ends the episode (HIL-SERL); the oracle's success only
+             scores. The classifier is trained first by `robot-rl train-reward` on --classifier-
+             episodes labelled episodes (expert, noisy, partial, random; ~3 positive frames each)
+             from the front and wrist cameras at 128x128; the twin renders them for the reward
+             model while the policy stays state-based (agent.cameras=[]). Its training episodes
+             also record how often the classifier declared success vs the truth, so a hacked
+             reward would show.
   Each run is `robot-rl train` in its own process with one torch thread (the two online runs
   share the two cores), in outputs/bench/pick_cube/<method>_s<seed>; running the bench again
   resumes unfinished runs from their checkpoints. Success rate = deterministic policy on
@@ -25,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -38,14 +51,29 @@ import matplotlib.pyplot as plt  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 TARGET_SUCCESS, TARGET_STEPS = 0.9, 30_000
+LEARNED_REWARD_TARGET = 0.8  # the reward issue's target for RLPD on the classifier's reward only
+METHODS = ("rlpd", "sac", "bc", "rlpd_classifier")
 
 
-def run_command(method: str, seed: int, args: argparse.Namespace, run_dir: Path) -> list[str]:
-    common = [
-        "task=pick_cube",
-        "sim=state",
-        "reward=oracle_sparse",
-        f"seed={seed}",
+def run_commands(method: str, seed: int, args: argparse.Namespace, run_dir: Path) -> list[list[str]]:
+    """The robot-rl commands of one run, in order."""
+    cli = [sys.executable, "-m", "robot_rl.cli"]
+    if method == "rlpd_classifier":
+        classifier = run_dir.with_name(run_dir.name + "_reward")
+        cameras = ["task=pick_cube", "sim=state", "sim.cameras=[front,wrist]", f"seed={seed}"]
+        reward = ["reward=classifier", f"reward.checkpoint={classifier}/classifier.safetensors"]
+        train_reward = [*cli, "train-reward", *cameras, "reward=classifier", f"episodes={args.classifier_episodes}"]
+        train = [*cli, "train", *cameras, "agent.cameras=[]", *reward, *common_overrides(run_dir, args)]
+        commands = [[*train, *method_overrides("rlpd", args)]]
+        if not (classifier / "classifier.safetensors").exists():  # a resumed bench keeps the reward it trained on
+            commands.insert(0, [*train_reward, f"run_dir={classifier}"])
+        return commands
+    oracle = ["task=pick_cube", "sim=state", "reward=oracle_sparse", f"seed={seed}"]
+    return [[*cli, "train", *oracle, *common_overrides(run_dir, args), *method_overrides(method, args)]]
+
+
+def common_overrides(run_dir: Path, args: argparse.Namespace) -> list[str]:
+    return [
         f"run_dir={run_dir}",
         f"train.eval_every={args.eval_every}",
         f"train.eval_episodes={args.eval_episodes}",
@@ -53,12 +81,14 @@ def run_command(method: str, seed: int, args: argparse.Namespace, run_dir: Path)
         "train.buffer_capacity=50000",
         "train.video_episodes=0",
     ]
-    per_method = {
+
+
+def method_overrides(method: str, args: argparse.Namespace) -> list[str]:
+    return {
         "rlpd": ["agent=sac", f"train.env_steps={args.env_steps}", f"train.demo_episodes={args.demos}"],
         "sac": ["agent=sac", f"train.env_steps={args.env_steps}", "train.demo_episodes=0"],
         "bc": ["agent=bc", f"train.env_steps={args.bc_steps}", f"train.demo_episodes={args.demos}"],
     }[method]
-    return [sys.executable, "-m", "robot_rl.cli", "train", *common, *per_method]
 
 
 def main() -> None:
@@ -69,7 +99,8 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=2500)
     parser.add_argument("--eval-episodes", type=int, default=20)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--methods", nargs="+", default=["rlpd", "sac", "bc"])
+    parser.add_argument("--methods", nargs="+", default=["rlpd", "sac", "bc"], choices=METHODS)
+    parser.add_argument("--classifier-episodes", type=int, default=60, help="rlpd_classifier: labelled episodes")
     parser.add_argument("--parallel", type=int, default=2, help="runs at a time (one torch thread each)")
     parser.add_argument("--out", type=Path, default=RESULTS / "pick_cube_learning.json")
     args = parser.parse_args()
@@ -84,7 +115,12 @@ def main() -> None:
             run_dirs[job].mkdir(parents=True, exist_ok=True)
             log = open(run_dirs[job] / "bench_stdout.log", "a")  # noqa: SIM115 (closed with the process)
             running[job] = (
-                subprocess.Popen(run_command(*job, args, run_dirs[job]), env=env, stdout=log, stderr=log),
+                subprocess.Popen(
+                    ["bash", "-c", " && ".join(shlex.join(c) for c in run_commands(*job, args, run_dirs[job]))],
+                    env=env,
+                    stdout=log,
+                    stderr=log,
+                ),
                 log,
             )
             wall[job] = time.perf_counter()
@@ -103,6 +139,9 @@ def main() -> None:
     for method, seed in jobs:
         curve = json.loads((run_dirs[method, seed] / "curve.json").read_text())
         runs[f"{method}_s{seed}"] = {"method": method, "seed": seed, "wall_s": round(wall[method, seed], 1), **curve}
+        if method == "rlpd_classifier":
+            report = run_dirs[method, seed].with_name(run_dirs[method, seed].name + "_reward") / "reward_report.json"
+            runs[f"{method}_s{seed}"]["classifier"] = json.loads(report.read_text())
     summary = {}
     for method in args.methods:
         finals = [r["success_rate"][-1] for r in runs.values() if r["method"] == method]
@@ -114,17 +153,29 @@ def main() -> None:
                 for r in runs.values()
                 if r["method"] == method
             ]
-    rlpd_hits = summary.get("rlpd", {}).get("env_steps_to_90pct", [])
+    targets = {}
+    if "rlpd" in summary:
+        hits = summary["rlpd"]["env_steps_to_90pct"]
+        targets[f"RLPD (oracle reward) >= {TARGET_SUCCESS:.0%} success within {TARGET_STEPS} env steps"] = all(
+            s is not None and s <= TARGET_STEPS for s in hits
+        )
+    if "rlpd_classifier" in summary:
+        finals = summary["rlpd_classifier"]["final_success_per_seed"]
+        key = f"RLPD on the classifier reward only >= {LEARNED_REWARD_TARGET:.0%} success at {args.env_steps} env steps"
+        targets[key] = all(f >= LEARNED_REWARD_TARGET for f in finals)
     result = {
         "benchmark": "pick_cube_learning",
-        "task": "pick_cube, state-based (privileged cube pose), sparse ground-truth success reward (oracle), CPU",
+        "task": "pick_cube, state-based policy (privileged cube pose), sparse success reward, CPU",
+        "rewards": {
+            "rlpd, sac, bc": "ground-truth success from the twin (an oracle)",
+            "rlpd_classifier": "a success classifier on the front + wrist cameras (128x128), trained by train-reward",
+        },
         "demos": args.demos,
         "env_steps": args.env_steps,
         "bc_gradient_steps": args.bc_steps,
         "eval_episodes": args.eval_episodes,
         "seeds": args.seeds,
-        "target": f"RLPD >= {TARGET_SUCCESS:.0%} success within {TARGET_STEPS} env steps",
-        "target_met": bool(rlpd_hits) and all(s is not None and s <= TARGET_STEPS for s in rlpd_hits),
+        "targets_met": targets,
         "summary": summary,
         "runs": runs,
         "command": "python " + " ".join(sys.argv),
@@ -132,25 +183,43 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     plot(result, args.out.with_suffix(".png"))
-    print(json.dumps({"target_met": result["target_met"], "summary": summary}, indent=2))
+    print(json.dumps({"targets_met": targets, "summary": summary}, indent=2))
 
 
 def plot(result: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    colors = {"rlpd": "tab:blue", "sac": "tab:orange", "bc": "tab:green"}
-    labels = {"rlpd": f"RLPD ({result['demos']} demos)", "sac": "SAC, no demos", "bc": f"BC ({result['demos']} demos)"}
+    colors = {"rlpd": "tab:blue", "sac": "tab:orange", "bc": "tab:green", "rlpd_classifier": "tab:purple"}
+    demos = result["demos"]
+    labels = {
+        "rlpd": f"RLPD ({demos} demos), oracle reward",
+        "sac": "SAC, no demos, oracle reward",
+        "bc": f"BC ({demos} demos)",
+        "rlpd_classifier": f"RLPD ({demos} demos), classifier reward",
+    }
     for name, run in result["runs"].items():
         method = run["method"]
-        label = labels[method] if name.endswith(f"s{result['seeds'][0]}") else None
+        first_seed = name.endswith(f"s{result['seeds'][0]}")
+        label = labels[method] if first_seed else None
         if method == "bc":
             ax.axhline(run["success_rate"][-1], color=colors[method], linestyle="--", label=label)
-        else:
-            ax.plot(run["env_steps"], run["success_rate"], marker="o", color=colors[method], label=label, alpha=0.8)
-    ax.axhline(TARGET_SUCCESS, color="grey", linestyle=":", label="target")
-    ax.set(xlabel="env steps", ylabel="ground-truth success rate", ylim=(-0.02, 1.02))
-    ax.set_title("pick_cube, state-based, sparse success reward (CPU)")
+            continue
+        ax.plot(run["env_steps"], run["success_rate"], marker="o", color=colors[method], label=label, alpha=0.8)
+        if method == "rlpd_classifier":
+            # what the classifier claimed on the training episodes: far above the truth = a hacked reward
+            claimed = zip(run["env_steps"], run["train_success_reward_model"], strict=True)
+            points = [(s, v) for s, v in claimed if v is not None]
+            if points:
+                ax.plot(
+                    *zip(*points, strict=True),
+                    color=colors[method],
+                    linestyle=":",
+                    label="  classifier's success calls (training episodes)" if first_seed else None,
+                )
+    ax.axhline(TARGET_SUCCESS, color="grey", linestyle=":", label="oracle-reward target")
+    ax.set(xlabel="env steps", ylabel="ground-truth success rate (evaluation)", ylim=(-0.02, 1.02))
+    ax.set_title("pick_cube, state-based policy, sparse success reward (CPU)")
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

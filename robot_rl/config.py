@@ -21,9 +21,10 @@ from robot_rl.agents.sac.config import SACConfig
 from robot_rl.rewards.classifier import SuccessClassifierConfig
 from robot_rl.rewards.clip.config import CLIPRewardConfig
 from robot_rl.rewards.config import OracleRewardConfig, RewardConfig
+from robot_rl.rewards.ensemble import CompositeRewardConfig
 from robot_rl.rewards.perceptual import PerceptualRewardConfig
 from robot_rl.rewards.preference import PreferenceRewardConfig
-from robot_rl.rewards.simple import InterventionRewardConfig
+from robot_rl.rewards.simple import ForcePenaltyConfig, InterventionRewardConfig
 from robot_rl.sim.config import (
     ConfigError,
     PegInsertConfig,
@@ -81,6 +82,8 @@ def register_configs() -> None:
     cs.store(group="schema/reward", name="intervention", node=InterventionRewardConfig)
     cs.store(group="schema/reward", name="perceptual", node=PerceptualRewardConfig)
     cs.store(group="schema/reward", name="preference", node=PreferenceRewardConfig)
+    cs.store(group="schema/reward", name="force_penalty", node=ForcePenaltyConfig)
+    cs.store(group="schema/reward", name="composite", node=CompositeRewardConfig)
 
 
 def load_config(overrides: list[str] | None = None, config_name: str = "config") -> Config:

@@ -21,8 +21,12 @@ class AgentConfig:
 
 @dataclass
 class LearnedAgentConfig(AgentConfig):
-    """What every learned agent (SAC, BC) configures the same way: its observation encoder."""
+    """What every learned agent (SAC, BC) configures the same way: what it observes and its encoder."""
 
+    # The sim cameras the policy sees; None: all of sim.cameras. The others are rendered for the
+    # reward model only (HIL-SERL's success classifier and policy read different cameras), e.g.
+    # cameras: [] trains a state-based policy on an image-based learned reward.
+    cameras: list[str] | None = None
     encoder: str = "cnn"  # "cnn" (small, from scratch: CPU default) | "resnet10" | "resnet18" (frozen)
     encoder_weights: str | None = None  # local weights file of the pretrained ResNet
     cnn_channels: list[int] = field(default_factory=lambda: [8, 16, 32, 32])  # "cnn": 3x3 stride-2 conv layers
@@ -36,6 +40,8 @@ class LearnedAgentConfig(AgentConfig):
                 raise ConfigError(f"{key}.{name}: {message}")
 
         validate_image_encoder(self, key)
+        if self.cameras is not None:
+            check(len(set(self.cameras)) == len(self.cameras), "cameras", f"lists a camera twice: {self.cameras}")
         check(self.state_feature_dim >= 1, "state_feature_dim", "must be >= 1")
         check(self.image_pad >= 0, "image_pad", f"must be >= 0, got {self.image_pad}")
 

@@ -40,6 +40,7 @@ import fcntl
 import json
 import os
 import re
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -59,8 +60,8 @@ COPY_CHUNK = 2048  # slots per copy step when saving/loading, so no copy needs t
 class ReplayBuffer:
     """Transitions for off-policy learning; see the module docstring for the layout.
 
-    Not thread-safe: one process adds and samples (a second process opening the same storage_dir
-    is refused by a lock)."""
+    One process adds and samples (a second process opening the same storage_dir is refused by a
+    lock); relabel() may run on another thread of it (add, relabel and save take a mutex)."""
 
     def __init__(
         self,
@@ -122,6 +123,7 @@ class ReplayBuffer:
                 "give a storage_dir for the memory-mapped rest, or a larger budget"
             )
         self._lock_file = None
+        self._mutex = threading.Lock()
 
     def _index_layout(self) -> dict[str, tuple[type, tuple[int, ...]]]:
         n = self.capacity
@@ -179,6 +181,10 @@ class ReplayBuffer:
         """One env step, observations in the spec format. `obs` continues the newest slot (stored
         once) when it equals the previous add's next_obs and that episode did not end; otherwise
         it starts a new episode segment (e.g. after a reset, or after resuming from a checkpoint)."""
+        with self._mutex:
+            self._add(obs, action, reward, next_obs, terminated, truncated)
+
+    def _add(self, obs: Mapping, action, reward: float, next_obs: Mapping, terminated: bool, truncated: bool) -> None:
         state, images = self._checked_obs(obs)
         next_state, next_images = self._checked_obs(next_obs)
         action = np.asarray(action, dtype=np.float32).reshape(-1)
@@ -264,36 +270,67 @@ class ReplayBuffer:
         return self._ram[cam][slot] if slot < self.ram_slots else self._disk[cam][slot - self.ram_slots]
 
     # sampling -------------------------------------------------------------------------------
-    def sample(self, batch_size: int, rng: np.random.Generator) -> Batch:
-        """batch_size transitions drawn uniformly, with replacement, as CPU tensors."""
+    def sample(self, batch_size: int, rng: np.random.Generator, cameras: Sequence[str] | None = None) -> Batch:
+        """batch_size transitions drawn uniformly, with replacement, as CPU tensors; with the
+        frames of `cameras` only (None: every camera)."""
         valid = np.flatnonzero(self.has_next)
         if len(valid) == 0:
             raise ValueError("cannot sample from a replay buffer with no transitions")
-        return self.transitions_at(valid[rng.integers(len(valid), size=batch_size)])
+        return self.transitions_at(valid[rng.integers(len(valid), size=batch_size)], cameras)
 
     def transition_slots(self) -> np.ndarray:
         """The slots where a stored transition starts (the indices transitions_at takes)."""
         return np.flatnonzero(self.has_next)
 
-    def relabel(self, slots: np.ndarray, reward: np.ndarray, terminated: np.ndarray) -> None:
-        """New rewards (and terminal flags) for the transitions at `slots`, e.g. from a retrained
-        reward model; the observations and actions stay as they were."""
-        if not self.has_next[slots].all():
-            raise ValueError("relabel: some slots hold no transition (see transition_slots())")
-        self.reward[slots] = reward
-        self.terminated[slots] = terminated
+    def write_count(self) -> int:
+        """Slots written so far: a stamp for relabel(..., unless_written_since=stamp)."""
+        return self._written
 
-    def transitions_at(self, idx: np.ndarray) -> Batch:
-        """The transitions starting at slots `idx` (each must have has_next)."""
+    def relabel(
+        self,
+        slots: np.ndarray,
+        reward: np.ndarray,
+        terminated: np.ndarray,
+        unless_written_since: int | None = None,
+    ) -> int:
+        """New rewards (and terminal flags) for the transitions at `slots`, e.g. from a retrained
+        reward model; the observations and actions stay as they were. Returns how many changed.
+
+        For a relabelling beside a running learner (another thread): with `unless_written_since`,
+        a write_count() stamp taken before the transitions were read, it skips every transition
+        one of whose slots was written since: that is another transition now (or a torn read),
+        already rewarded by whoever added it."""
+        slots, reward, terminated = np.asarray(slots), np.asarray(reward), np.asarray(terminated)
+        with self._mutex:
+            if unless_written_since is not None:
+                fresh = min(self._written - unless_written_since, self.capacity)
+                written = np.zeros(self.capacity, bool)
+                written[(self._ptr - 1 - np.arange(fresh)) % self.capacity] = True
+                keep = ~(written[slots] | written[(slots + 1) % self.capacity])
+                slots, reward, terminated = slots[keep], reward[keep], terminated[keep]
+            if not self.has_next[slots].all():
+                raise ValueError("relabel: some slots hold no transition (see transition_slots())")
+            self.reward[slots] = reward
+            self.terminated[slots] = terminated
+        return len(slots)
+
+    def transitions_at(self, idx: np.ndarray, cameras: Sequence[str] | None = None) -> Batch:
+        """The transitions starting at slots `idx` (each must have has_next), with the frames of
+        `cameras` only (None: every camera). A reward model and the policy may read different
+        cameras: each gathers only its own frames."""
+        cameras = list(self.cameras) if cameras is None else list(cameras)
+        unknown = sorted(set(cameras) - set(self.cameras))
+        if unknown:
+            raise KeyError(f"the buffer stores no camera {unknown}; it has {sorted(self.cameras)}")
         nxt = (idx + 1) % self.capacity
         return Batch.from_numpy(
             {
                 "state": np.asarray(self.state[idx]),
-                "images": {cam: self._gather(cam, idx) for cam in self.cameras},
+                "images": {cam: self._gather(cam, idx) for cam in cameras},
                 "action": np.asarray(self.action[idx]),
                 "reward": np.asarray(self.reward[idx]),
                 "next_state": np.asarray(self.state[nxt]),
-                "next_images": {cam: self._gather(cam, nxt) for cam in self.cameras},
+                "next_images": {cam: self._gather(cam, nxt) for cam in cameras},
                 "terminated": self.terminated[idx].astype(np.float32),
             }
         )
@@ -398,7 +435,10 @@ class ReplayBuffer:
     def save(self, path: Path | str) -> None:
         """Flush in place when `path` is this buffer's storage_dir; otherwise write a complete copy
         (same layout, loadable with `load` or `open`) into a new directory."""
-        path = Path(path)
+        with self._mutex:  # a relabelling thread may be writing rewards
+            self._save(Path(path))
+
+    def _save(self, path: Path) -> None:
         if self.storage_dir is not None and path.resolve() == self.storage_dir.resolve():
             self.flush()
             return
@@ -460,21 +500,27 @@ class ReplayBuffer:
 
 
 def mixed_batch(
-    online: ReplayBuffer, demos: ReplayBuffer, batch_size: int, demo_fraction: float, rng: np.random.Generator
+    online: ReplayBuffer,
+    demos: ReplayBuffer,
+    batch_size: int,
+    demo_fraction: float,
+    rng: np.random.Generator,
+    cameras: Sequence[str] | None = None,
 ) -> Batch:
     """RLPD's symmetric sampling: round(demo_fraction * batch_size) transitions from `demos` (the
     demo / intervention buffer) first, the rest from `online`. An empty buffer gives its share to
-    the other, so learning can start from demos alone or run without any."""
+    the other, so learning can start from demos alone or run without any. `cameras`: whose frames
+    the batch carries (None: all)."""
     n_demo = round(demo_fraction * batch_size)
     if len(demos) == 0:
         n_demo = 0
     elif len(online) == 0:
         n_demo = batch_size
     if n_demo == 0:
-        return online.sample(batch_size, rng)
+        return online.sample(batch_size, rng, cameras)
     if n_demo == batch_size:
-        return demos.sample(batch_size, rng)
-    return Batch.cat([demos.sample(n_demo, rng), online.sample(batch_size - n_demo, rng)])
+        return demos.sample(batch_size, rng, cameras)
+    return Batch.cat([demos.sample(n_demo, rng, cameras), online.sample(batch_size - n_demo, rng, cameras)])
 
 
 def _frame_key(cam: str) -> str:

@@ -1,7 +1,8 @@
 """Reward models: learned and zero-shot rewards, measured against the twin's ground truth.
 
 base.py is the interface (RewardModel.score: observations -> RewardOutput), config.py the base of
-every source's config; `make_reward_model` builds the model a `reward=...` config names.
+every source's config; `make_reward_model` builds the model a `reward=...` config names, a
+composite's sources (ensemble.py) each by the same path as a single reward.
 """
 
 from __future__ import annotations
@@ -44,21 +45,41 @@ def make_reward_model(config: RewardConfig, device: torch.device | str = "cpu") 
     computes those). Imports each model's module only when it is used (open_clip is slow to import)."""
     if config.is_oracle:
         return None
+    return _build(config, device, "reward").eval()
+
+
+def _build(config: RewardConfig, device: torch.device | str, key: str) -> RewardModel:
+    """A reward model from its config; `key` is where the config sits (reward, reward.sources.<name>),
+    for the messages."""
     if config.name == "clip":
         from robot_rl.rewards.clip.model import CLIPReward
 
-        model = CLIPReward(config)  # on config.device: CLIP goes where the GPU is
-    elif config.name == "intervention":
+        return CLIPReward(config)  # on config.device: CLIP goes where the GPU is
+    if config.name == "intervention":
         from robot_rl.rewards.simple import InterventionReward
 
-        model = InterventionReward(config).to(device)
-    elif config.name in TRAINED_REWARDS:
+        return InterventionReward(config).to(device)
+    if config.name == "force_penalty":
+        from robot_rl.rewards.simple import ContactForcePenalty
+
+        return ContactForcePenalty(config).to(device)
+    if config.name == "composite":
+        from robot_rl.rewards.ensemble import CompositeReward
+
+        # Every source checked before any is built: a typo in the last must not wait on loading the first.
+        config.validate(key)
+        if not config.sources:
+            raise ConfigError(
+                f"{key}.sources: a composite reward needs its sources (see configs/reward/composite.yaml)"
+            )
+        members = {name: _build(source, device, f"{key}.sources.{name}") for name, source in config.sources.items()}
+        return CompositeReward(members, config)  # no .to(device): each source is where it runs (CLIP on its own)
+    if config.name in TRAINED_REWARDS:
         if not config.checkpoint:
             raise ConfigError(
-                f"reward.checkpoint: reward={config.name} needs a trained model; make one with "
-                f"`robot-rl train-reward reward={config.name}` and pass its file as reward.checkpoint"
+                f"{key}.checkpoint: reward={config.name} needs a trained model; make one with "
+                f"`robot-rl train-reward reward={config.name}` and pass its file as {key}.checkpoint"
             )
         model, _ = TRAINED_REWARDS[config.name]()(config.checkpoint, config, device)
-    else:
-        raise ConfigError(f"reward.name: no reward model is built for {config.name!r}")
-    return model.eval()
+        return model
+    raise ConfigError(f"{key}.name: no reward model is built for {config.name!r}")

@@ -5,17 +5,21 @@ force-torque terms, ensembles) is a `RewardModel`: `model.score(RewardInput)` ->
 The observation is the one *after* the action (r_t = R(o_{t+1})), which is what a camera shows
 when the transition is stored and what relabelling reads from the buffer's next observations.
 
-`score()` is the entry point for callers: it checks the inputs and never lets a non-finite reward
-through (a NaN would poison every critic target it touches). Subclasses implement `forward()`.
+`score()` is the entry point for callers: it converts camera frames to uint8 [B, H, W, 3] (rejecting
+what has no single meaning, naming the camera), brings them to the size the model's networks were
+built for (`image_size`: a camera rig of another resolution still scores), and never lets a
+non-finite reward through (a NaN would poison every critic target it touches). Subclasses
+implement `forward()`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from robot_rl.spec import flatten_state
 
@@ -57,19 +61,29 @@ class RewardOutput:
 
 
 class RewardModel(torch.nn.Module):
-    """Base class. Subclasses set `cameras` (the cameras they read) and implement forward()."""
+    """Base class. Subclasses set `cameras` (the cameras they read), `image_size` where their image
+    networks take one frame size, and implement forward()."""
 
     cameras: tuple[str, ...] = ()
+    # [H, W] that score() brings every camera's frames to (see fit_frames). None: the model takes
+    # frames of any size (CLIP resizes in its own preprocessing) or reads no frames.
+    image_size: tuple[int, int] | None = None
 
     def forward(self, inputs: RewardInput) -> RewardOutput:
         raise NotImplementedError
 
     def score(self, inputs: RewardInput) -> RewardOutput:
-        """forward() on checked inputs; raises FloatingPointError if any reward is not finite."""
+        """forward() on checked inputs: the cameras it reads as uint8 [B, H, W, 3] of `image_size`.
+        The caller's RewardInput is left as it was (a composite's sources may want other sizes of
+        the same frames). Raises FloatingPointError if any reward is not finite."""
+        images = dict(inputs.images)
         for camera in self.cameras:
-            if camera not in inputs.images:
-                raise KeyError(f"{type(self).__name__} reads camera {camera!r}; the input has {sorted(inputs.images)}")
-            inputs.images[camera] = as_uint8_images(inputs.images[camera], camera)
+            if camera not in images:
+                raise KeyError(f"{type(self).__name__} reads camera {camera!r}; the input has {sorted(images)}")
+            images[camera] = as_uint8_images(images[camera], camera)
+            if self.image_size is not None:
+                images[camera] = fit_frames(images[camera], self.image_size, camera)
+        inputs = replace(inputs, images=images)
         out = self.forward(inputs)
         if out.reward.shape != (len(inputs),):
             name, shape = type(self).__name__, tuple(out.reward.shape)
@@ -105,3 +119,26 @@ def as_uint8_images(images: torch.Tensor | np.ndarray, camera: str = "image") ->
             raise ValueError(f"{camera}: float images must be in [0, 1], got [{float(x.min())}, {float(x.max())}]")
         return (x * 255.0).round().to(torch.uint8)
     raise ValueError(f"{camera}: images must be uint8 or float in [0, 1], got {x.dtype}")
+
+
+def fit_frames(frames: torch.Tensor, size: tuple[int, int], camera: str = "image") -> torch.Tensor:
+    """uint8 [B, H, W, 3] -> uint8 [B, size[0], size[1], 3]: the centred window with the target's
+    aspect ratio, resized with antialiased bilinear interpolation. Frames of that size pass as they are.
+
+    Cropping, not squashing: a camera of the same lens at another resolution or aspect ratio sees the
+    same centre (the twin's cameras keep their vertical field of view, so a wider frame only adds
+    columns at the sides), and the crop shows objects with the shapes the model was trained on.
+    Antialiasing keeps a 4x downscale from aliasing fine texture into patterns the model never saw."""
+    height, width = frames.shape[1:3]
+    target_h, target_w = size
+    if (height, width) == (target_h, target_w):
+        return frames
+    if min(height, width) < 1:
+        raise ValueError(f"{camera}: empty frames of shape {tuple(frames.shape)}")
+    # The largest window of the target's aspect ratio; one side keeps the frame's full length.
+    crop_h = min(height, round(width * target_h / target_w))
+    crop_w = min(width, round(height * target_w / target_h))
+    top, left = (height - crop_h) // 2, (width - crop_w) // 2
+    x = frames[:, top : top + crop_h, left : left + crop_w].permute(0, 3, 1, 2).float()
+    x = F.interpolate(x, size=(target_h, target_w), mode="bilinear", antialias=True, align_corners=False)
+    return x.round_().clamp_(0.0, 255.0).to(torch.uint8).permute(0, 2, 3, 1).contiguous()

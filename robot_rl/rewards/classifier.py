@@ -49,7 +49,7 @@ class SuccessClassifierConfig(RewardConfig):
 
     name: str = "classifier"
     cameras: list[str] = field(default_factory=lambda: ["front", "wrist"])  # HIL-SERL reads both
-    image_size: list[int] = field(default_factory=lambda: [128, 128])  # [H, W]; frames must already be this size
+    image_size: list[int] = field(default_factory=lambda: [128, 128])  # [H, W]; score() resizes other frames to it
     # the image encoder, as the agents have it (robot_rl/agents/networks.py)
     encoder: str = "cnn"  # "cnn" (from scratch) | "resnet10" | "resnet18" (frozen, pretrained: HIL-SERL's choice)
     encoder_weights: str | None = None  # local weights file of the pretrained ResNet

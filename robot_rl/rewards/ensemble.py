@@ -6,7 +6,9 @@ aggregated conservatively so that the policy cannot exploit one member's errors.
 uncertainty-weighted (mean - lambda * variance) objectives.
 
 CompositeReward: a weighted sum of different sources (a task reward + an intervention penalty +
-a contact-force penalty, ...), weights from config.
+a contact-force penalty, ...), weights from config. From Hydra (`reward=composite`), each source's
+config is an option of the reward group in its own dataclass (configs/reward/composite.yaml), and
+`robot_rl.rewards.make_reward_model` builds every source as it builds a single reward.
 
 Both take already-built RewardModels; whoever reads the config builds the members.
 """
@@ -88,12 +90,17 @@ class RewardEnsemble(RewardModel):
 
 @dataclass
 class CompositeRewardConfig(RewardConfig):
-    """weights: source name -> weight, one entry per source (the names are the composer's: e.g.
-    {classifier: 1.0, intervention: 1.0, force_penalty: 0.5}). A weight of 0 keeps a source that
-    is read only for its success_prob. success_from: the source whose success_prob the composite
-    reports ("" for none)."""
+    """sources: source name -> that source's reward config (the names are the composer's: e.g.
+    {classifier: SuccessClassifierConfig(...), force_penalty: ForcePenaltyConfig()}); Hydra fills it
+    from the reward group, see configs/reward/composite.yaml. Empty when the caller builds the
+    members itself and hands them to CompositeReward.
+    weights: source name -> weight, one entry per source. A weight of 0 keeps a source that is read
+    only for its success decision.
+    success_from: the source whose success_prob and success decision the composite reports ("" for
+    none: then no model success ends an episode)."""
 
     name: str = "composite"
+    sources: dict[str, RewardConfig] = field(default_factory=dict)
     weights: dict[str, float] = field(default_factory=dict)
     success_from: str = ""
 
@@ -108,11 +115,35 @@ class CompositeRewardConfig(RewardConfig):
             _check(weight == weight and abs(weight) != float("inf"), f"{key}.weights.{source}", "must be finite")
         if self.success_from:
             check_choice(self.success_from, list(self.weights), f"{key}.success_from")
+        if not self.sources:
+            return
+        unweighted = sorted(set(self.sources) - set(self.weights))
+        missing = sorted(set(self.weights) - set(self.sources))
+        if unweighted:
+            raise ConfigError(
+                f"{key}.weights: no weight for source(s) {unweighted}; "
+                f"set one (+{key}.weights.{unweighted[0]}=<weight>)"
+            )
+        if missing:
+            raise ConfigError(
+                f"{key}.sources: no source for weight(s) {missing} (sources: {sorted(self.sources)}); add it "
+                f"(+reward@{key}.sources.{missing[0]}=<option of the reward group>) or drop the weight "
+                f"(~{key}.weights.{missing[0]})"
+            )
+        for source, source_config in self.sources.items():
+            _check(
+                not source_config.is_oracle,
+                f"{key}.sources.{source}",
+                f"{source_config.name} is the twin's ground truth, computed by the env, not a reward model: "
+                f"it cannot be a source (use reward={source_config.name} on its own)",
+            )
+            source_config.validate(f"{key}.sources.{source}")
 
 
 class CompositeReward(RewardModel):
     """r = sum_k w_k r_k over named sources.
-    success_prob: the designated source's (config.success_from), else None.
+    success_prob and success: the designated source's (config.success_from), else None; its success
+    decision ends a training episode as a lone source's would.
     uncertainty: sqrt(sum_k w_k^2 u_k^2), the std of the sum if the sources' errors are independent;
     a source without uncertainty (an exact term such as an intervention) counts 0; None when no
     source gives one. cameras: the union of the sources' cameras."""
@@ -140,12 +171,13 @@ class CompositeReward(RewardModel):
             weights[name] ** 2 * out.uncertainty**2 for name, out in terms.items() if out.uncertainty is not None
         ]
         uncertainty = sum(variances).sqrt() if variances else None
-        success_prob = None
+        success_prob = success = None
         if self.config.success_from:
-            success_prob = terms[self.config.success_from].success_prob
-            if success_prob is None:
+            source = terms[self.config.success_from]
+            if source.success_prob is None:
                 raise ValueError(
                     f"success_from={self.config.success_from!r}, but that source "
                     f"({type(self.members[self.config.success_from]).__name__}) gives no success_prob"
                 )
-        return RewardOutput(reward=reward, success_prob=success_prob, uncertainty=uncertainty)
+            success_prob, success = source.success_prob, source.success
+        return RewardOutput(reward=reward, success_prob=success_prob, uncertainty=uncertainty, success=success)

@@ -110,7 +110,7 @@ class PerceptualRewardConfig(RewardConfig):
 
     name: str = "perceptual"
     cameras: list[str] = field(default_factory=lambda: ["front"])  # a fixed camera sees the whole task
-    image_size: list[int] = field(default_factory=lambda: [64, 64])  # [H, W]; frames must already be this size
+    image_size: list[int] = field(default_factory=lambda: [64, 64])  # [H, W]; score() resizes other frames to it
     feature_extractor: str = "image_stats"  # "image_stats" | "pixels" | "resnet10" | "resnet18" (module docstring)
     row_bands: int = 32  # "image_stats": horizontal bands of the row profile (3 features each)
     histogram_strips: int = 4  # "image_stats": horizontal strips with a colour histogram each

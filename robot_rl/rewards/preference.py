@@ -70,7 +70,7 @@ class PreferenceRewardConfig(RewardConfig):
     # inputs: the flattened state (robot_rl.spec.flatten_state) and/or camera images
     use_state: bool = True
     cameras: list[str] = field(default_factory=list)  # [] = state only
-    image_size: list[int] = field(default_factory=lambda: [64, 64])  # [H, W]; frames must already be this size
+    image_size: list[int] = field(default_factory=lambda: [64, 64])  # [H, W]; score() resizes other frames to it
     encoder: str = "cnn"  # "cnn" (from scratch) | "resnet10" | "resnet18" (frozen, pretrained)
     encoder_weights: str | None = None  # local weights file of the pretrained ResNet
     cnn_channels: list[int] = field(default_factory=lambda: [8, 16, 32, 32])
@@ -92,6 +92,12 @@ class PreferenceRewardConfig(RewardConfig):
     oracle_equal_margin: float = 0.0  # |R1 - R2| <= margin (in ground-truth return): labelled equal
     checkpoint: str = ""  # a saved preference reward (.safetensors) to load
     seed: int = 0
+    # online updates while the learner trains (robot_rl/train/reward_updates.py): every online_every
+    # env steps, online_labels new labels on segments of the last online_episodes training episodes,
+    # an update(), and the replay buffers relabelled in the background; 0 keeps the reward fixed
+    online_every: int = 0
+    online_labels: int = 50
+    online_episodes: int = 50
 
     def validate(self, key: str = "reward") -> None:
         def check(condition: bool, name: str, message: str) -> None:
@@ -124,6 +130,9 @@ class PreferenceRewardConfig(RewardConfig):
             f"must be in [0, 0.5], got {self.oracle_mistake_prob}",
         )
         check(self.oracle_equal_margin >= 0, "oracle_equal_margin", f"must be >= 0, got {self.oracle_equal_margin}")
+        check(self.online_every >= 0, "online_every", f"must be >= 0 (0: no online updates), got {self.online_every}")
+        check(self.online_labels >= 1, "online_labels", f"must be >= 1, got {self.online_labels}")
+        check(self.online_episodes >= 1, "online_episodes", f"must be >= 1, got {self.online_episodes}")
 
     @property
     def image_hw(self) -> tuple[int, int]:
@@ -434,6 +443,7 @@ class PreferenceReward(RewardModel):
             raise ValueError(f"state_dim must be >= 1 (robot_rl.spec.flatten_state's length), got {state_dim}")
         self.config, self.state_dim = config, state_dim
         self.cameras = tuple(sorted(config.cameras))
+        self.image_size = config.image_hw if self.cameras else None  # score() resizes frames to it
         with torch.random.fork_rng(devices=[]):  # seeded initialisation, without touching the caller's RNG
             torch.manual_seed(config.seed)
             self.members = nn.ModuleList(

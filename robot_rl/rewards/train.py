@@ -154,7 +154,9 @@ def _train_preference(config: Config, run_dir: Path) -> tuple[Path, dict]:
         history.append(model.update())
         log.info("preference: %s", history[-1])
     report = {"label_rounds": history, "segments": len(segments), "labeller": "oracle (twin's dense reward)"}
-    return save_preference_reward(model, run_dir / "preference.safetensors", report), report
+    # with the labels, so that online updates during training (reward.online_every) build on them
+    path = save_preference_reward(model, run_dir / "preference.safetensors", report, with_dataset=True)
+    return path, report
 
 
 def _preference_episode(env: SimTwinEnv, seed: int, rng: np.random.Generator) -> dict:

@@ -24,7 +24,7 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import matplotlib
@@ -42,14 +42,18 @@ from robot_rl.data.checkpoint import load_agent_state, load_checkpoint, save_che
 from robot_rl.data.demos import collect_expert_demos  # noqa: E402
 from robot_rl.data.replay import ReplayBuffer, mixed_batch  # noqa: E402
 from robot_rl.rewards import make_reward_model  # noqa: E402
-from robot_rl.rewards.base import RewardInput  # noqa: E402
+from robot_rl.rewards.base import RewardInput, RewardModel  # noqa: E402
+from robot_rl.rewards.preference import load_preference_reward, make_labeller, save_preference_reward  # noqa: E402
 from robot_rl.rollout import AgentPolicy, make_env, reward_label, run_episodes, summarize  # noqa: E402
 from robot_rl.spec import ACTION_DIM, flatten_state  # noqa: E402
+from robot_rl.train.reward_updates import OnlinePreferenceUpdates, relabel_buffer  # noqa: E402
 
 log = logging.getLogger(__name__)
 
 RUN_SPEC_FILE = "run_spec.json"
 EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes never reuse a training seed
+TRAIN_WINDOW = 20  # training episodes in the logged training success rates
+ONLINE_REWARD_FILE = "reward_model.safetensors"  # the reward model as online updates left it
 
 
 @dataclass
@@ -59,17 +63,34 @@ class Curve:
     env_steps: list[int] = field(default_factory=list)
     success_rate: list[float] = field(default_factory=list)
     mean_length: list[float] = field(default_factory=list)
+    # Over the last TRAIN_WINDOW training episodes at each evaluation (None before the first ends):
+    # how often the episode ended in true success, and, with a learned reward, how often the
+    # reward model declared success. A reward the policy hacks shows as the second far above the first.
+    train_success_oracle: list[float | None] = field(default_factory=list)
+    train_success_reward_model: list[float | None] = field(default_factory=list)
 
 
 def camera_sizes(config: Config) -> dict[str, tuple[int, int]]:
-    """The configured cameras' image (height, width), as agents and buffers take them."""
+    """The rendered cameras' image (height, width): what the buffers store."""
     return {n: (config.sim.camera_rigs[n].height, config.sim.camera_rigs[n].width) for n in config.sim.cameras}
+
+
+def policy_camera_sizes(config: Config) -> dict[str, tuple[int, int]]:
+    """The cameras the agent sees (agent.cameras, default all rendered ones), as agents take them."""
+    sizes = camera_sizes(config)
+    seen = getattr(config.agent, "cameras", None)
+    if seen is None:
+        return sizes
+    unknown = sorted(set(seen) - set(sizes))
+    if unknown:
+        raise ConfigError(f"agent.cameras: {unknown} not among the rendered sim.cameras={config.sim.cameras}")
+    return {cam: sizes[cam] for cam in seen}
 
 
 def run_spec(config: Config, state_dim: int) -> dict:
     """What a checkpoint must agree with to be loaded: the observation/action spec and the agent."""
     # lists, as the spec's JSON file reads them back
-    cameras = {name: list(size) for name, size in camera_sizes(config).items()}
+    cameras = {name: list(size) for name, size in policy_camera_sizes(config).items()}
     return {
         "task": config.task.name,
         "state_dim": state_dim,
@@ -97,13 +118,14 @@ def load_trained_agent(config: Config, run_dir: Path, env):
     spec_file = run_dir / RUN_SPEC_FILE
     if not spec_file.exists():
         raise FileNotFoundError(f"{run_dir} is not a training run directory ({RUN_SPEC_FILE} is missing)")
-    agent_config = agent_config_of_run(run_dir)
+    config = replace(config, agent=agent_config_of_run(run_dir))  # the networks (and cameras) it trained
     obs, _ = env.reset(seed=config.seed)
     state_dim = len(flatten_state(obs["state"]))
-    expected = run_spec(config, state_dim) | {"agent": agent_config.name}
-    check_run_spec(expected, json.loads(spec_file.read_text()), run_dir)
+    check_run_spec(run_spec(config, state_dim), json.loads(spec_file.read_text()), run_dir)
     controlled = config.task.controlled_actions()
-    agent = make_agent(agent_config, state_dim, ACTION_DIM, camera_sizes(config), config.train.device, controlled)
+    agent = make_agent(
+        config.agent, state_dim, ACTION_DIM, policy_camera_sizes(config), config.train.device, controlled
+    )
     step, state = load_agent_state(run_dir)
     agent.load_state_dict(state)
     return agent, step
@@ -125,11 +147,12 @@ class Trainer:
         self.eval_env = make_env(config)
         obs, _ = self.env.reset(seed=config.seed)
         self.state_dim = len(flatten_state(obs["state"]))
-        self.cameras = camera_sizes(config)
+        self.cameras = policy_camera_sizes(config)
         self.controlled = config.task.controlled_actions()
         self.agent = make_agent(config.agent, self.state_dim, ACTION_DIM, self.cameras, self.device, self.controlled)
         self.spec = run_spec(config, self.state_dim)
         self.curve = Curve()
+        self.train_success: tuple[float | None, float | None] = (None, None)  # see _periodic
         self.writer = SummaryWriter(str(run_dir / "tensorboard"))
         self.writer.add_text("reward", reward_label(config))
 
@@ -151,19 +174,43 @@ class Trainer:
                 c.buffer_capacity,
                 self.state_dim,
                 ACTION_DIM,
-                self.cameras,
+                camera_sizes(config),
                 ram_frame_budget_bytes=int(c.ram_frame_budget_gb * 2**30),
                 storage_dir=run_dir / "buffers" / "online",
             )
             demo_slots = max(1000, c.demo_episodes * (config.task.max_episode_steps + 1))
             self.demos = ReplayBuffer(
-                demo_slots, self.state_dim, ACTION_DIM, self.cameras, ram_frame_budget_bytes=2**40
+                demo_slots, self.state_dim, ACTION_DIM, camera_sizes(config), ram_frame_budget_bytes=2**40
             )
             if c.demo_episodes:
                 collected = collect_expert_demos(self.env, self.demos, c.demo_episodes, seed=config.seed + 500_000)
                 log.info("demos: %d expert episodes, %d transitions", len(collected.seeds), collected.transitions)
                 if self.reward_model is not None:
-                    self._relabel(self.demos)  # recorded with the oracle's reward: the learner sees the model's
+                    # recorded with the oracle's reward: the learner sees the model's
+                    relabel_buffer(self.demos, self.reward_model, self._score, self.device)
+        self.reward_updates: OnlinePreferenceUpdates | None = None
+        if getattr(config.reward, "online_every", 0):
+            self._start_reward_updates(resumed=checkpoint is not None)
+
+    def _start_reward_updates(self, resumed: bool) -> None:
+        """reward.online_every > 0: the reward keeps learning from new labels (reward_updates.py).
+        A resumed run goes on with the reward model its last checkpoint saved (labels included) and
+        relabels every stored transition with it: a relabelling cut short by the crash is redone."""
+        if self.config.train.mode != "sync":
+            raise ConfigError("reward.online_every: online reward updates need train.mode=sync")
+        saved = self.run_dir / ONLINE_REWARD_FILE
+        if resumed and saved.exists():
+            self.reward_model, _ = load_preference_reward(saved, self.config.reward, self.device)
+            for buffer in (self.online, self.demos):
+                relabel_buffer(buffer, self.reward_model, self._score, self.device)
+        self.reward_updates = OnlinePreferenceUpdates(
+            self.reward_model,
+            make_labeller(self.config.reward),
+            [self.online, self.demos],
+            self._score,
+            self.device,
+            seed=self.config.seed + self.step,
+        )
 
     # --- the loop ---------------------------------------------------------------------------
     def train(self) -> dict:
@@ -178,7 +225,7 @@ class Trainer:
     def _sample(self) -> list:
         c, a = self.config.train, self.config.agent
         return [
-            mixed_batch(self.online, self.demos, a.batch_size, c.demo_fraction, self.rng).to(self.device)
+            mixed_batch(self.online, self.demos, a.batch_size, c.demo_fraction, self.rng, self.cameras).to(self.device)
             for _ in range(a.utd_ratio)
         ]
 
@@ -211,10 +258,12 @@ class Trainer:
         c = self.config.train
         env, rng = self.env, self.rng
         obs, info = env.reset(seed=self._episode_seed())
-        episode_return, episode_successes = 0.0, []
+        episode_return, episode_ends = 0.0, []
         start, t0, updates = self.step, time.perf_counter(), 0
         bar = tqdm(range(self.step, c.env_steps), initial=self.step, total=c.env_steps, desc="train", unit="step")
         for self.step in bar:
+            if self.reward_updates is not None:
+                self._poll_reward_updates()
             if self.step < c.learning_starts:
                 action = rng.uniform(-1.0, 1.0, ACTION_DIM).astype(np.float32)
             else:
@@ -223,9 +272,11 @@ class Trainer:
             if self.reward_model is not None:
                 reward, terminated = self._learned_reward(next_obs, action)
             self.online.add(obs, action, reward, next_obs, terminated, truncated)
+            if self.reward_updates is not None:
+                self.reward_updates.record(next_obs, info, terminated or truncated)
             obs, episode_return = next_obs, episode_return + reward
             if terminated or truncated:
-                episode_successes.append(bool(info["success"]))
+                episode_ends.append((bool(info["success"]), bool(terminated)))
                 self.writer.add_scalar("charts/episode_return", episode_return, self.step)
                 obs, info = env.reset(seed=self._episode_seed())
                 episode_return = 0.0
@@ -234,7 +285,7 @@ class Trainer:
             if self.step >= c.learning_starts:
                 metrics = self._update()
                 updates += 1
-            self._periodic(self.step + 1, metrics, episode_successes, start, t0, updates, bar)
+            self._periodic(self.step + 1, metrics, episode_ends, start, t0, updates, bar)
         self.step = c.env_steps
 
     def _train_async(self) -> None:
@@ -276,7 +327,7 @@ class Trainer:
 
         thread = threading.Thread(target=actor, name="actor", daemon=True)
         thread.start()
-        start, t0, updates, episode_successes = self.step, time.perf_counter(), 0, []
+        start, t0, updates, episode_ends = self.step, time.perf_counter(), 0, []
         bar = tqdm(initial=self.step, total=c.env_steps, desc="train (async)", unit="step")
         try:
             while True:
@@ -286,7 +337,7 @@ class Trainer:
                 *transition, success = item
                 self.online.add(*transition)
                 if transition[4] or transition[5]:
-                    episode_successes.append(bool(success))
+                    episode_ends.append((bool(success), bool(transition[4])))
                 self.step += 1
                 bar.update(1)
                 metrics = {}
@@ -299,7 +350,7 @@ class Trainer:
                             new_weights[0] = _cpu(self.agent.actor_state_dict())
                     if not transitions.empty():
                         break
-                self._periodic(self.step, metrics, episode_successes, start, t0, updates, bar)
+                self._periodic(self.step, metrics, episode_ends, start, t0, updates, bar)
         finally:
             stop.set()
             thread.join()
@@ -313,56 +364,58 @@ class Trainer:
         bar = tqdm(range(self.step, c.env_steps), initial=self.step, total=c.env_steps, desc="train BC", unit="update")
         self._fit_state_normalization_once()
         for self.step in bar:
-            metrics = self.agent.update(self.demos.sample(self.config.agent.batch_size, self.rng).to(self.device))
+            batch = self.demos.sample(self.config.agent.batch_size, self.rng, self.cameras)
+            metrics = self.agent.update(batch.to(self.device))
             self._periodic(self.step + 1, metrics, [], start, t0, self.step + 1 - start, bar)
         self.step = c.env_steps
 
     def _learned_reward(self, next_obs: dict, action: np.ndarray) -> tuple[float, bool]:
         """The reward model's reward for the observation an action led to, and whether its success
         decision ends the episode (when the task ends episodes on success)."""
-        reward, terminated = self._score(
-            RewardInput.from_observation(next_obs, self.reward_model.cameras, action, self.device)
-        )
+        inputs = RewardInput.from_observation(next_obs, self.reward_model.cameras, action, self.device)
+        reward, terminated = self._score(self.reward_model, inputs)
         return float(reward[0]), bool(terminated[0])
 
+    def _poll_reward_updates(self) -> None:
+        improved = self.reward_updates.poll(self.step)
+        if improved is not None:
+            self.reward_model = improved  # from this step on; stored transitions follow in the background
+            log.info("env step %d: reward model updated (%d labels)", self.step, len(improved.dataset))
+
     @torch.no_grad()
-    def _score(self, inputs: RewardInput) -> tuple[np.ndarray, np.ndarray]:
-        """Reward-model rewards and episode ends for a batch of observations."""
-        out = self.reward_model.score(inputs)
+    def _score(self, model: RewardModel, inputs: RewardInput) -> tuple[np.ndarray, np.ndarray]:
+        """A reward model's rewards and episode ends for a batch of observations."""
+        out = model.score(inputs)
         success = out.success.cpu().numpy() if out.success is not None else np.zeros(len(inputs), bool)
         return out.reward.cpu().numpy(), success & self.config.task.terminate_on_success
-
-    def _relabel(self, buffer: ReplayBuffer, chunk: int = 256) -> None:
-        """Every stored transition's reward (and end) from the reward model, on its next observation:
-        for demos recorded with the twin's oracle, and after the reward model changes."""
-        slots = buffer.transition_slots()
-        for part in np.array_split(slots, max(1, -(-len(slots) // chunk))):
-            batch = buffer.transitions_at(part).to(self.device)
-            inputs = RewardInput(
-                state=batch.next_state,
-                images={cam: batch.next_images[cam] for cam in self.reward_model.cameras},
-                action=batch.action,
-                intervention_start=torch.zeros(len(part), dtype=torch.bool, device=self.device),  # no human here
-            )
-            buffer.relabel(part, *self._score(inputs))
 
     # --- bookkeeping ------------------------------------------------------------------------
     def _episode_seed(self) -> int:
         return int(self.rng.integers(EVAL_SEED_OFFSET))
 
-    def _periodic(self, step, metrics, episode_successes, start, t0, updates, bar) -> None:
+    def _periodic(self, step, metrics, episode_ends, start, t0, updates, bar) -> None:
+        """Logging, evaluation and checkpoints on their schedules. episode_ends: per finished
+        training episode, (ended in true success, the reward model declared success)."""
         c = self.config.train
-        if step % c.log_every == 0:
+        log_now, eval_now = step % c.log_every == 0, step % c.eval_every == 0 or step == c.env_steps
+        if episode_ends and (log_now or eval_now):
+            oracle, model = np.asarray(episode_ends[-TRAIN_WINDOW:], dtype=float).mean(axis=0)
+            self.train_success = (float(oracle), float(model) if self.reward_model is not None else None)
+        if log_now:
             elapsed = time.perf_counter() - t0
             for name, value in metrics.items():
                 self.writer.add_scalar(name, value, step)
             self.writer.add_scalar("env/steps_per_s", (step - start) / elapsed, step)
             self.writer.add_scalar("learner/updates_per_s", updates / elapsed, step)
-            if episode_successes:
-                recent = float(np.mean(episode_successes[-20:]))
-                self.writer.add_scalar("charts/train_success_rate_oracle", recent, step)
-                bar.set_postfix(train_success=f"{recent:.2f}", eval_success=self._last_eval())
-        if step % c.eval_every == 0 or step == c.env_steps:
+            oracle, model = self.train_success
+            if oracle is not None:
+                self.writer.add_scalar("charts/train_success_rate_oracle", oracle, step)
+                bar.set_postfix(train_success=f"{oracle:.2f}", eval_success=self._last_eval())
+            if model is not None:
+                self.writer.add_scalar("charts/train_success_rate_reward_model", model, step)
+            for name, value in (self.reward_updates.last_stats if self.reward_updates else {}).items():
+                self.writer.add_scalar(name, value, step)
+        if eval_now:
             self._evaluate(step)
             bar.set_postfix(eval_success=self._last_eval())
         if step % c.checkpoint_every == 0:
@@ -386,12 +439,16 @@ class Trainer:
             self.curve.env_steps.append(step)
             self.curve.success_rate.append(summary["success_rate"])
             self.curve.mean_length.append(summary["mean_episode_length"])
+            self.curve.train_success_oracle.append(self.train_success[0])
+            self.curve.train_success_reward_model.append(self.train_success[1])
         self.writer.add_scalar("eval/success_rate", summary["success_rate"], step)
         self.writer.add_scalar("eval/mean_episode_length", summary["mean_episode_length"], step)
         (self.run_dir / "curve.json").write_text(json.dumps(self.curve.__dict__))
         return summary
 
     def _checkpoint(self, step: int | None = None) -> None:
+        if self.reward_updates is not None:  # the labels are the expensive part: never lose them
+            save_preference_reward(self.reward_model, self.run_dir / ONLINE_REWARD_FILE, with_dataset=True)
         save_checkpoint(
             self.run_dir,
             self.step if step is None else step,
@@ -401,6 +458,8 @@ class Trainer:
         )
 
     def _finish(self) -> dict:
+        if self.reward_updates is not None:
+            self.reward_updates.close()
         self._checkpoint(self.config.train.env_steps)
         final = self._evaluate(self.config.train.env_steps, self.run_dir / "eval.mp4", self.config.train.video_episodes)
         plot_curve(
@@ -412,8 +471,18 @@ class Trainer:
 
 def plot_curve(curve: Curve, path: Path, title: str) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(curve.env_steps, curve.success_rate, marker="o")
-    ax.set(xlabel="env steps", ylabel="ground-truth success rate", ylim=(-0.02, 1.02), title=title)
+    ax.plot(curve.env_steps, curve.success_rate, marker="o", label="evaluation (ground truth)")
+    if any(v is not None for v in curve.train_success_reward_model):
+        # A learned reward: its success calls beside the truth on the same training episodes.
+        for values, label, style in (
+            (curve.train_success_oracle, "training episodes: true success", "--"),
+            (curve.train_success_reward_model, "training episodes: reward model's success", ":"),
+        ):
+            points = [(s, v) for s, v in zip(curve.env_steps, values, strict=False) if v is not None]
+            if points:
+                ax.plot(*zip(*points, strict=True), linestyle=style, label=label)
+        ax.legend(fontsize=8)
+    ax.set(xlabel="env steps", ylabel="success rate", ylim=(-0.02, 1.02), title=title)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -224,3 +224,45 @@ def test_storage_dir_is_locked_and_never_overwritten(tmp_path):
     with pytest.raises(FileExistsError, match="ReplayBuffer.open"):
         make_buffer(tmp_path, "both")
     assert len(ReplayBuffer.open(tmp_path / "replay")) == 5
+
+
+def test_a_batch_can_carry_a_subset_of_the_cameras(tmp_path):
+    buf = make_buffer(tmp_path, "both")
+    add_episode_steps(buf, 0, 30, True)
+    slots = buf.transition_slots()[:5]
+    full, front_only = buf.transitions_at(slots), buf.transitions_at(slots, ["front"])
+    assert set(front_only.images) == set(front_only.next_images) == {"front"}
+    assert torch.equal(front_only.images["front"], full.images["front"])
+    assert set(buf.sample(4, np.random.default_rng(0), cameras=[]).images) == set()
+    with pytest.raises(KeyError, match="no camera"):
+        buf.transitions_at(slots, ["side"])
+
+
+def test_relabel_changes_rewards_and_ends_only(tmp_path):
+    buf = make_buffer(tmp_path, "ram")
+    add_episode_steps(buf, 0, 10, True)
+    slots = buf.transition_slots()
+    before = buf.transitions_at(slots)
+    assert buf.relabel(slots, np.full(len(slots), 7.0), np.ones(len(slots), bool)) == len(slots)
+    after = buf.transitions_at(slots)
+    assert (after.reward == 7.0).all() and (after.terminated == 1.0).all()
+    assert torch.equal(after.state, before.state) and torch.equal(after.action, before.action)
+    assert torch.equal(after.next_images["front"], before.next_images["front"])
+    with pytest.raises(ValueError, match="no transition"):
+        buf.relabel(np.array([len(slots)]), np.zeros(1), np.zeros(1, bool))  # the final observation's slot
+
+
+def test_relabel_skips_transitions_written_after_the_stamp(tmp_path):
+    # A relabelling thread read transitions, then the learner kept adding (here: wrapping the ring
+    # over the oldest slots) before the new rewards were written back.
+    buf = make_buffer(tmp_path, "ram", capacity=16)
+    add_episode_steps(buf, 0, 9, True)  # slots 0..9
+    stamp, slots = buf.write_count(), buf.transition_slots()  # transitions at slots 0..8
+    add_episode_steps(buf, 1, 5, False)  # slots 10..15: the newest transitions, already rewarded
+    add_episode_steps(buf, 2, 2, True)  # slots 0..2: evict the old transitions at slots 0..2
+    relabelled = buf.relabel(slots, np.full(len(slots), -1.0), np.zeros(len(slots), bool), stamp)
+    # slot 2's transition (ep 0: obs 2 -> obs 3) lost slot 2; slot 3's is intact, and so on up to 8
+    assert relabelled == 6
+    assert (buf.reward[3:9] == -1.0).all()
+    np.testing.assert_array_equal(buf.reward[:2], [reward(2, 0), reward(2, 1)])  # ep 2's own rewards
+    np.testing.assert_array_equal(buf.reward[10:15], [reward(1, t) for t in range(5)])

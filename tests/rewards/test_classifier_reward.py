@@ -194,10 +194,12 @@ def test_no_nan_ever_comes_out():
         model.score(reward_input(images))
 
 
-def test_scoring_refuses_images_of_the_wrong_size():
+def test_the_network_refuses_images_of_the_wrong_size():
+    # score() resizes frames to the model's size (tests/rewards/test_reward_resize.py); the network
+    # itself, which training calls directly, must never see another size
     model = SuccessClassifierReward(tiny_config())
     with pytest.raises(ValueError, match=r"camera 'front': images are 16x16 \(HxW\).*32x32"):
-        model.score(reward_input({"front": np.zeros((2, 16, 16, 3), np.uint8)}))
+        model.logits({"front": torch.zeros((2, 16, 16, 3), dtype=torch.uint8)})
 
 
 def test_a_pretrained_backbone_stays_frozen_while_the_head_trains():

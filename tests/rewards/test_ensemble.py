@@ -1,4 +1,5 @@
-"""RewardEnsemble aggregations and CompositeReward's weighted sum, on members with known outputs."""
+"""RewardEnsemble aggregations and CompositeReward's weighted sum, on members with known outputs
+(composing a composite from the Hydra config: test_composite_config.py)."""
 
 from __future__ import annotations
 
@@ -7,23 +8,25 @@ import torch
 from omegaconf import OmegaConf
 
 from robot_rl.rewards.base import RewardInput, RewardModel, RewardOutput
+from robot_rl.rewards.config import OracleRewardConfig
 from robot_rl.rewards.ensemble import CompositeReward, CompositeRewardConfig, RewardEnsemble, RewardEnsembleConfig
-from robot_rl.rewards.simple import InterventionReward
+from robot_rl.rewards.simple import ForcePenaltyConfig, InterventionReward, InterventionRewardConfig
 from robot_rl.sim.config import ConfigError
 
 
 class FixedReward(RewardModel):
     """Returns the given per-observation values, whatever the input (a stand-in for a learned model)."""
 
-    def __init__(self, reward, success_prob=None, uncertainty=None, cameras=()):
+    def __init__(self, reward, success_prob=None, uncertainty=None, cameras=(), success=None):
         super().__init__()
         self.values = torch.nn.Parameter(torch.tensor(reward), requires_grad=False)  # shows up in state_dict
-        self.success = None if success_prob is None else torch.tensor(success_prob)
+        self.prob = None if success_prob is None else torch.tensor(success_prob)
         self.spread = None if uncertainty is None else torch.tensor(uncertainty)
+        self.decision = None if success is None else torch.tensor(success)
         self.cameras = tuple(cameras)
 
     def forward(self, inputs: RewardInput) -> RewardOutput:
-        return RewardOutput(reward=self.values.clone(), success_prob=self.success, uncertainty=self.spread)
+        return RewardOutput(self.values.clone(), success_prob=self.prob, uncertainty=self.spread, success=self.decision)
 
 
 class OtherKind(FixedReward):
@@ -112,6 +115,17 @@ def test_composite_is_the_weighted_sum_of_its_sources():
     assert set(composite.score_terms(inputs())) == {"classifier", "intervention", "shaping"}
 
 
+def test_composite_reports_the_success_decision_of_its_success_source():
+    members = {
+        "classifier": FixedReward([1.0, 0.0, 0.0], success_prob=[0.9, 0.1, 0.4], success=[True, False, False]),
+        "other": FixedReward([0.0, 0.0, 0.0], success_prob=[0.0, 1.0, 1.0], success=[False, True, True]),
+    }
+    weights = {"classifier": 1.0, "other": 1.0}
+    out = CompositeReward(members, CompositeRewardConfig(weights=weights, success_from="classifier")).score(inputs())
+    assert out.success.tolist() == [True, False, False]  # ends the episode as the classifier alone would
+    assert CompositeReward(members, CompositeRewardConfig(weights=weights)).score(inputs()).success is None
+
+
 def test_composite_cameras_are_the_union_of_its_sources():
     members = {
         "a": FixedReward([0.0], cameras=["front"]),
@@ -150,6 +164,26 @@ def test_composite_success_from_a_source_without_success_prob_fails_clearly():
         (CompositeRewardConfig(weights={"a.b": 1.0}), "reward.weights"),
         (CompositeRewardConfig(weights={"keys": 1.0}), "reward.weights"),
         (CompositeRewardConfig(weights={"a": 1.0}, success_from="b"), "reward.success_from"),
+        # with source configs (from Hydra), weights and sources must name the same sources
+        (CompositeRewardConfig(sources={"a": InterventionRewardConfig()}, weights={"b": 1.0}), "reward.weights"),
+        (
+            CompositeRewardConfig(sources={"a": InterventionRewardConfig()}, weights={"a": 1.0, "b": 1.0}),
+            "reward.sources",
+        ),
+        # each source validates, under its own key
+        (
+            CompositeRewardConfig(sources={"a": InterventionRewardConfig(penalty=1.0)}, weights={"a": 1.0}),
+            "reward.sources.a.penalty",
+        ),
+        (
+            CompositeRewardConfig(sources={"f": ForcePenaltyConfig(max_penalty=0.0)}, weights={"f": 1.0}),
+            "reward.sources.f.max_penalty",
+        ),
+        # the twin's ground truth is computed by the env, not by a model that could be a source
+        (
+            CompositeRewardConfig(sources={"truth": OracleRewardConfig(name="oracle_sparse")}, weights={"truth": 1.0}),
+            "reward.sources.truth",
+        ),
     ],
 )
 def test_configs_name_the_bad_key(config, key):

@@ -218,10 +218,12 @@ def test_fit_rejects_bad_demos():
         fit_perceptual_reward(config, [{"wrist": demos[0]}])
 
 
-def test_score_rejects_frames_of_the_wrong_size():
+def test_features_reject_frames_of_the_wrong_size():
+    # score() resizes frames to reward.image_size (tests/rewards/test_reward_resize.py); the feature
+    # extractor, which fitting calls directly, must never see another size
     model, _ = fit_perceptual_reward(small_config(), staged_demos())
     with pytest.raises(ValueError, match=r"camera 'front': images are 8x16 \(HxW\).*16x16"):
-        score(model, np.zeros((2, 8, SIZE, 3), np.uint8))
+        model.features({"front": torch.zeros((2, 8, SIZE, 3), dtype=torch.uint8)})
 
 
 @pytest.mark.parametrize(

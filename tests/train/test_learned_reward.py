@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import robot_rl.train.learner as learner
-from robot_rl.config import load_config
+from robot_rl.config import load_config, to_yaml
 from robot_rl.rewards.base import RewardInput, RewardModel, RewardOutput
 from robot_rl.sim.config import ConfigError
 from robot_rl.train.learner import Trainer
@@ -69,3 +69,26 @@ def test_a_non_finite_learned_reward_stops_training_with_a_message(with_reward_m
     with_reward_model(NaNReward())
     with pytest.raises(FloatingPointError, match="NaNReward"):  # at the demos' relabelling, before training
         Trainer(load_config([*tiny, "reward=intervention"]), tmp_path).train()
+
+
+def test_a_state_based_policy_can_train_on_a_camera_only_the_reward_reads(with_reward_model, tmp_path, tiny):
+    # HIL-SERL's split: the success classifier reads cameras the policy does not see
+    with_reward_model(TCPHeightReward(cameras=["front"]))
+    camera = ["sim.cameras=[front]", "sim.camera_rigs.front.height=24", "sim.camera_rigs.front.width=32"]
+    config = load_config([*tiny, *camera, "agent.cameras=[]", "reward=intervention"])
+    trainer = Trainer(config, tmp_path)
+    trainer.train()
+    assert trainer.agent.cameras == [] and trainer.spec["cameras"] == {}
+    assert trainer.online.cameras == {"front": (24, 32)}  # stored for relabelling with a retrained reward
+    frames = trainer.online.transitions_at(trainer.online.transition_slots()).next_images["front"]
+    assert frames.shape[1:] == (24, 32, 3) and frames.float().std() > 0  # real renders, not placeholders
+    trainer.online.close()
+    (tmp_path / "config.yaml").write_text(to_yaml(config))  # as `robot-rl train` writes it
+    env = learner.make_env(config)
+    agent, step = learner.load_trained_agent(load_config([*tiny, *camera]), tmp_path, env)  # eval's own agent config
+    assert agent.cameras == [] and step == 120
+
+
+def test_a_policy_camera_that_is_not_rendered_fails_at_start(tmp_path, tiny):
+    with pytest.raises(ConfigError, match=r"agent.cameras: \['wrist'\] not among the rendered"):
+        Trainer(load_config([*tiny, "sim.cameras=[]", "agent.cameras=[wrist]"]), tmp_path)
