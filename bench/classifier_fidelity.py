@@ -4,7 +4,7 @@
     OMP_NUM_THREADS=1 .venv/bin/python bench/classifier_fidelity.py --image-size 64   # ~4 min
 
 What is measured
-  Frames come from robot_rl.rewards.classifier.collect_labelled_frames on SimTwinEnv built from
+  Frames come from robot_rl.rewards.classifier.model.collect_labelled_frames on SimTwinEnv built from
   the Hydra config `sim=randomized` (object pose, lighting, colours/textures, camera pose,
   physics, F/T noise), both cameras (front, wrist) rendered at --image-size (default 128x128,
   HIL-SERL's size; at 64x64 the test precision was 0.85-0.92 in our runs, the false positives
@@ -51,9 +51,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from robot_rl.config import load_config  # noqa: E402
-from robot_rl.rewards.classifier import (  # noqa: E402
+from robot_rl.rewards.classifier.config import SuccessClassifierConfig  # noqa: E402
+from robot_rl.rewards.classifier.model import (  # noqa: E402
     LabelledFrames,
-    SuccessClassifierConfig,
     collect_labelled_frames,
     evaluate_success_classifier,
     roc_curve,

@@ -10,7 +10,7 @@ What is measured
   Ground-truth progress is info["oracle_dense_reward"] in [0, 1] (0.25 reach + 0.25 grasped +
   0.5 lift fraction); the episode ends at success (the cube 5 cm up, held).
 
-  Fit: robot_rl.rewards.perceptual.fit_perceptual_reward on --demos scripted-expert episodes
+  Fit: robot_rl.rewards.perceptual.model.fit_perceptual_reward on --demos scripted-expert episodes
   (seeds 0..), frames only: no progress, no success label, no state. The headline figures are
   this fit's; the same fit on --demo-sets - 1 further disjoint sets of demos (seeds --demos..)
   shows how much they depend on which demos were recorded ("demo_sets" in the JSON).
@@ -53,7 +53,8 @@ from robot_rl import spec  # noqa: E402
 from robot_rl.config import load_config  # noqa: E402
 from robot_rl.rewards.base import RewardInput  # noqa: E402
 from robot_rl.rewards.fidelity import roc_auc, spearman  # noqa: E402
-from robot_rl.rewards.perceptual import PerceptualRewardConfig, fit_perceptual_reward  # noqa: E402
+from robot_rl.rewards.perceptual.config import PerceptualRewardConfig  # noqa: E402
+from robot_rl.rewards.perceptual.model import fit_perceptual_reward  # noqa: E402
 from robot_rl.rollout import make_env  # noqa: E402
 from robot_rl.sim.experts import make_expert  # noqa: E402
 

@@ -12,7 +12,7 @@ What is measured
   steps, then a random walk; a smoothed random walk with random gripper commands.
 
   Labels: pairs of segments (--segment-length observations, windows at random places of the
-  training episodes) labelled by robot_rl.rewards.preference.OracleLabeller: the segment with the
+  training episodes) labelled by robot_rl.rewards.preference.model.OracleLabeller: the segment with the
   higher sum of info["oracle_dense_reward"] is preferred (a SIMULATED teacher: the twin's ground
   truth, no label noise). Labels arrive in rounds (--labels, cumulative counts); each round's
   queries are picked among 10x as many random candidate pairs, by --query-selection (the first
@@ -60,11 +60,11 @@ from robot_rl.agents.sac.config import SACConfig  # noqa: E402
 from robot_rl.config import load_config  # noqa: E402
 from robot_rl.rewards.base import RewardInput  # noqa: E402
 from robot_rl.rewards.fidelity import Transitions, epic_distance, pearson_distance, spearman  # noqa: E402
-from robot_rl.rewards.preference import (  # noqa: E402
+from robot_rl.rewards.preference.config import PreferenceRewardConfig  # noqa: E402
+from robot_rl.rewards.preference.model import (  # noqa: E402
     EQUAL,
     OracleLabeller,
     PreferenceReward,
-    PreferenceRewardConfig,
     Segment,
     add_labels,
     select_queries,

@@ -59,7 +59,8 @@ from machine import machine_info, spread  # noqa: E402  (bench/machine.py, besid
 from matplotlib.ticker import NullFormatter, ScalarFormatter  # noqa: E402
 
 from robot_rl.rewards.base import RewardInput, RewardModel  # noqa: E402
-from robot_rl.rewards.classifier import SuccessClassifierConfig, SuccessClassifierReward  # noqa: E402
+from robot_rl.rewards.classifier.config import SuccessClassifierConfig  # noqa: E402
+from robot_rl.rewards.classifier.model import SuccessClassifierReward  # noqa: E402
 from robot_rl.rewards.server import RewardServer, RewardServerConfig  # noqa: E402
 from robot_rl.spec import STATE_DIMS  # noqa: E402
 

@@ -18,12 +18,12 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from robot_rl.agents.bc.config import BCConfig
 from robot_rl.agents.config import AgentConfig, ScriptedExpertConfig
 from robot_rl.agents.sac.config import SACConfig
-from robot_rl.rewards.classifier import SuccessClassifierConfig
+from robot_rl.rewards.classifier.config import SuccessClassifierConfig
 from robot_rl.rewards.clip.config import CLIPRewardConfig
 from robot_rl.rewards.config import OracleRewardConfig, RewardConfig
 from robot_rl.rewards.ensemble import CompositeRewardConfig
-from robot_rl.rewards.perceptual import PerceptualRewardConfig
-from robot_rl.rewards.preference import PreferenceRewardConfig
+from robot_rl.rewards.perceptual.config import PerceptualRewardConfig
+from robot_rl.rewards.preference.config import PreferenceRewardConfig
 from robot_rl.rewards.simple import ForcePenaltyConfig, InterventionRewardConfig
 from robot_rl.sim.config import (
     ConfigError,

@@ -15,19 +15,19 @@ from robot_rl.sim.config import ConfigError
 
 
 def _classifier_loader():
-    from robot_rl.rewards.classifier import load_success_classifier
+    from robot_rl.rewards.classifier.model import load_success_classifier
 
     return load_success_classifier
 
 
 def _perceptual_loader():
-    from robot_rl.rewards.perceptual import load_perceptual_reward
+    from robot_rl.rewards.perceptual.model import load_perceptual_reward
 
     return load_perceptual_reward
 
 
 def _preference_loader():
-    from robot_rl.rewards.preference import load_preference_reward
+    from robot_rl.rewards.preference.model import load_preference_reward
 
     return load_preference_reward
 

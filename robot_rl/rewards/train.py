@@ -60,7 +60,11 @@ def train_reward_model(config: Config, run_dir: Path) -> Path:
 
 
 def _train_classifier(config: Config, run_dir: Path) -> tuple[Path, dict]:
-    from robot_rl.rewards.classifier import collect_labelled_frames, save_success_classifier, train_success_classifier
+    from robot_rl.rewards.classifier.model import (
+        collect_labelled_frames,
+        save_success_classifier,
+        train_success_classifier,
+    )
 
     reward = config.reward
     env = env_for_reward(config, reward.cameras, reward.image_size)
@@ -79,7 +83,7 @@ def _train_classifier(config: Config, run_dir: Path) -> tuple[Path, dict]:
 
 
 def _train_perceptual(config: Config, run_dir: Path) -> tuple[Path, dict]:
-    from robot_rl.rewards.perceptual import fit_perceptual_reward, save_perceptual_reward
+    from robot_rl.rewards.perceptual.model import fit_perceptual_reward, save_perceptual_reward
 
     reward = config.reward
     env = env_for_reward(config, reward.cameras, reward.image_size)
@@ -109,7 +113,7 @@ def expert_demo_frames(env: SimTwinEnv, seed: int) -> dict[str, np.ndarray]:
 
 
 def _train_preference(config: Config, run_dir: Path) -> tuple[Path, dict]:
-    from robot_rl.rewards.preference import (
+    from robot_rl.rewards.preference.model import (
         OracleLabeller,
         PreferenceReward,
         Segment,

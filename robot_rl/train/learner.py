@@ -43,7 +43,7 @@ from robot_rl.data.demos import collect_expert_demos  # noqa: E402
 from robot_rl.data.replay import ReplayBuffer, mixed_batch  # noqa: E402
 from robot_rl.rewards import make_reward_model  # noqa: E402
 from robot_rl.rewards.base import RewardInput, RewardModel  # noqa: E402
-from robot_rl.rewards.preference import load_preference_reward, make_labeller, save_preference_reward  # noqa: E402
+from robot_rl.rewards.preference.model import load_preference_reward, make_labeller, save_preference_reward  # noqa: E402
 from robot_rl.rollout import AgentPolicy, make_env, reward_label, run_episodes, summarize  # noqa: E402
 from robot_rl.spec import ACTION_DIM, flatten_state  # noqa: E402
 from robot_rl.train.reward_updates import OnlinePreferenceUpdates, relabel_buffer  # noqa: E402
@@ -64,10 +64,12 @@ class Curve:
     success_rate: list[float] = field(default_factory=list)
     mean_length: list[float] = field(default_factory=list)
     # Over the last TRAIN_WINDOW training episodes at each evaluation (None before the first ends):
-    # how often the episode ended in true success, and, with a learned reward, how often the
-    # reward model declared success. A reward the policy hacks shows as the second far above the first.
+    # how often the episode ended in true success; with a reward model that decides success, how
+    # often it declared success; and the mean return under the training reward. A reward the policy
+    # hacks shows as a declared success rate or a return that climbs while the true success does not.
     train_success_oracle: list[float | None] = field(default_factory=list)
     train_success_reward_model: list[float | None] = field(default_factory=list)
+    train_return: list[float | None] = field(default_factory=list)
 
 
 def camera_sizes(config: Config) -> dict[str, tuple[int, int]]:
@@ -152,7 +154,8 @@ class Trainer:
         self.agent = make_agent(config.agent, self.state_dim, ACTION_DIM, self.cameras, self.device, self.controlled)
         self.spec = run_spec(config, self.state_dim)
         self.curve = Curve()
-        self.train_success: tuple[float | None, float | None] = (None, None)  # see _periodic
+        self.train_stats: tuple[float | None, float | None, float | None] = (None, None, None)  # see _periodic
+        self.reward_decides_success = False  # set by _score: whether the reward model makes success decisions
         self.writer = SummaryWriter(str(run_dir / "tensorboard"))
         self.writer.add_text("reward", reward_label(config))
 
@@ -276,7 +279,7 @@ class Trainer:
                 self.reward_updates.record(next_obs, info, terminated or truncated)
             obs, episode_return = next_obs, episode_return + reward
             if terminated or truncated:
-                episode_ends.append((bool(info["success"]), bool(terminated)))
+                episode_ends.append((bool(info["success"]), bool(terminated), episode_return))
                 self.writer.add_scalar("charts/episode_return", episode_return, self.step)
                 obs, info = env.reset(seed=self._episode_seed())
                 episode_return = 0.0
@@ -327,7 +330,7 @@ class Trainer:
 
         thread = threading.Thread(target=actor, name="actor", daemon=True)
         thread.start()
-        start, t0, updates, episode_ends = self.step, time.perf_counter(), 0, []
+        start, t0, updates, episode_ends, episode_return = self.step, time.perf_counter(), 0, [], 0.0
         bar = tqdm(initial=self.step, total=c.env_steps, desc="train (async)", unit="step")
         try:
             while True:
@@ -336,8 +339,10 @@ class Trainer:
                     break
                 *transition, success = item
                 self.online.add(*transition)
+                episode_return += transition[2]
                 if transition[4] or transition[5]:
-                    episode_ends.append((bool(success), bool(transition[4])))
+                    episode_ends.append((bool(success), bool(transition[4]), episode_return))
+                    episode_return = 0.0
                 self.step += 1
                 bar.update(1)
                 metrics = {}
@@ -386,6 +391,7 @@ class Trainer:
     def _score(self, model: RewardModel, inputs: RewardInput) -> tuple[np.ndarray, np.ndarray]:
         """A reward model's rewards and episode ends for a batch of observations."""
         out = model.score(inputs)
+        self.reward_decides_success = out.success is not None  # else its "declared success" means nothing
         success = out.success.cpu().numpy() if out.success is not None else np.zeros(len(inputs), bool)
         return out.reward.cpu().numpy(), success & self.config.task.terminate_on_success
 
@@ -395,19 +401,20 @@ class Trainer:
 
     def _periodic(self, step, metrics, episode_ends, start, t0, updates, bar) -> None:
         """Logging, evaluation and checkpoints on their schedules. episode_ends: per finished
-        training episode, (ended in true success, the reward model declared success)."""
+        training episode, (ended in true success, the reward model declared success, return)."""
         c = self.config.train
         log_now, eval_now = step % c.log_every == 0, step % c.eval_every == 0 or step == c.env_steps
         if episode_ends and (log_now or eval_now):
-            oracle, model = np.asarray(episode_ends[-TRAIN_WINDOW:], dtype=float).mean(axis=0)
-            self.train_success = (float(oracle), float(model) if self.reward_model is not None else None)
+            oracle, model, mean_return = np.asarray(episode_ends[-TRAIN_WINDOW:], dtype=float).mean(axis=0)
+            declared = float(model) if self.reward_model is not None and self.reward_decides_success else None
+            self.train_stats = (float(oracle), declared, float(mean_return))
         if log_now:
             elapsed = time.perf_counter() - t0
             for name, value in metrics.items():
                 self.writer.add_scalar(name, value, step)
             self.writer.add_scalar("env/steps_per_s", (step - start) / elapsed, step)
             self.writer.add_scalar("learner/updates_per_s", updates / elapsed, step)
-            oracle, model = self.train_success
+            oracle, model, _ = self.train_stats
             if oracle is not None:
                 self.writer.add_scalar("charts/train_success_rate_oracle", oracle, step)
                 bar.set_postfix(train_success=f"{oracle:.2f}", eval_success=self._last_eval())
@@ -439,8 +446,9 @@ class Trainer:
             self.curve.env_steps.append(step)
             self.curve.success_rate.append(summary["success_rate"])
             self.curve.mean_length.append(summary["mean_episode_length"])
-            self.curve.train_success_oracle.append(self.train_success[0])
-            self.curve.train_success_reward_model.append(self.train_success[1])
+            self.curve.train_success_oracle.append(self.train_stats[0])
+            self.curve.train_success_reward_model.append(self.train_stats[1])
+            self.curve.train_return.append(self.train_stats[2])
         self.writer.add_scalar("eval/success_rate", summary["success_rate"], step)
         self.writer.add_scalar("eval/mean_episode_length", summary["mean_episode_length"], step)
         (self.run_dir / "curve.json").write_text(json.dumps(self.curve.__dict__))

@@ -27,7 +27,7 @@ import torch
 
 from robot_rl.data.replay import ReplayBuffer
 from robot_rl.rewards.base import RewardInput, RewardModel
-from robot_rl.rewards.preference import Labeller, PreferenceReward, Segment, add_labels, select_queries
+from robot_rl.rewards.preference.model import Labeller, PreferenceReward, Segment, add_labels, select_queries
 from robot_rl.spec import flatten_state
 
 log = logging.getLogger(__name__)

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from robot_rl.rewards.base import RewardInput
-from robot_rl.rewards.classifier import (
-    SuccessClassifierConfig,
+from robot_rl.rewards.classifier.config import SuccessClassifierConfig
+from robot_rl.rewards.classifier.model import (
     SuccessClassifierReward,
     choose_threshold,
     collect_labelled_frames,
@@ -131,7 +131,7 @@ def test_training_on_separable_squares_reaches_high_auc_and_the_target_precision
 
 
 def test_training_accepts_a_separate_heldout_set():
-    from robot_rl.rewards.classifier import LabelledFrames
+    from robot_rl.rewards.classifier.model import LabelledFrames
 
     images, labels, _ = squares(160)
     held_images, held_labels, held_episodes = squares(80, seed=2)

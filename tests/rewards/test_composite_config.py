@@ -10,9 +10,10 @@ from hydra.errors import HydraException
 from robot_rl.config import load_config
 from robot_rl.rewards import make_reward_model
 from robot_rl.rewards.base import RewardInput
-from robot_rl.rewards.classifier import SuccessClassifierConfig, SuccessClassifierReward, save_success_classifier
+from robot_rl.rewards.classifier.config import SuccessClassifierConfig
+from robot_rl.rewards.classifier.model import SuccessClassifierReward, save_success_classifier
 from robot_rl.rewards.ensemble import CompositeReward, CompositeRewardConfig
-from robot_rl.rewards.perceptual import PerceptualRewardConfig
+from robot_rl.rewards.perceptual.config import PerceptualRewardConfig
 from robot_rl.rewards.simple import (
     WRENCH_START,
     ContactForcePenalty,

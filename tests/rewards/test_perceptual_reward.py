@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from robot_rl.rewards.base import RewardInput
-from robot_rl.rewards.perceptual import (
+from robot_rl.rewards.perceptual.config import PerceptualRewardConfig
+from robot_rl.rewards.perceptual.model import (
     ImageStatsFeatures,
     PerceptualReward,
-    PerceptualRewardConfig,
     fit_perceptual_reward,
     load_perceptual_reward,
     save_perceptual_reward,

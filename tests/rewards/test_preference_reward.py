@@ -13,14 +13,14 @@ import torch
 from robot_rl.data.checkpoint import load_tree
 from robot_rl.rewards.base import RewardInput
 from robot_rl.rewards.fidelity import spearman
-from robot_rl.rewards.preference import (
+from robot_rl.rewards.preference.config import PreferenceRewardConfig
+from robot_rl.rewards.preference.model import (
     EQUAL,
     PREFER_FIRST,
     PREFER_SECOND,
     OracleLabeller,
     PreferenceDataset,
     PreferenceReward,
-    PreferenceRewardConfig,
     Segment,
     add_labels,
     load_preference_reward,

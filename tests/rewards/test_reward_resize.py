@@ -10,9 +10,11 @@ import pytest
 import torch
 
 from robot_rl.rewards.base import RewardInput, RewardModel, RewardOutput, fit_frames
-from robot_rl.rewards.classifier import SuccessClassifierConfig, SuccessClassifierReward
+from robot_rl.rewards.classifier.config import SuccessClassifierConfig
+from robot_rl.rewards.classifier.model import SuccessClassifierReward
 from robot_rl.rewards.ensemble import CompositeReward, CompositeRewardConfig
-from robot_rl.rewards.perceptual import PerceptualRewardConfig, fit_perceptual_reward
+from robot_rl.rewards.perceptual.config import PerceptualRewardConfig
+from robot_rl.rewards.perceptual.model import fit_perceptual_reward
 from robot_rl.rewards.simple import ContactForcePenalty, InterventionReward
 
 STATE_DIM = 26  # robot_rl.spec.flatten_state without task state

@@ -53,6 +53,22 @@ def test_stored_rewards_and_episode_ends_are_the_models(with_reward_model, tmp_p
     assert not trainer.env.task.cfg.terminate_on_success
     # evaluation still scores ground truth on an env that ends on the twin's success
     assert trainer.eval_env.task.cfg.terminate_on_success
+    # the report sets the model's success calls and the training return beside the truth
+    curve = trainer.curve
+    assert len(curve.train_success_reward_model) == len(curve.train_return) == len(curve.env_steps)
+    assert curve.train_success_reward_model[-1] is not None and curve.train_return[-1] is not None
+
+
+def test_a_reward_that_never_decides_success_reports_no_success_rate(with_reward_model, tmp_path, tiny):
+    class HeightOnly(TCPHeightReward):
+        def forward(self, inputs):
+            return RewardOutput(reward=inputs.state[:, 2])
+
+    with_reward_model(HeightOnly())
+    trainer = Trainer(load_config([*tiny, "reward=intervention"]), tmp_path)
+    trainer.train()
+    assert set(trainer.curve.train_success_reward_model) == {None}  # not a 0% success rate
+    assert trainer.curve.train_return[-1] is not None
 
 
 def test_a_reward_model_reading_a_camera_the_sim_lacks_fails_at_start(with_reward_model, tmp_path, tiny):

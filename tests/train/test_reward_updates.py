@@ -13,10 +13,10 @@ import torch
 from robot_rl.config import load_config
 from robot_rl.data.replay import ReplayBuffer
 from robot_rl.rewards.base import RewardInput
-from robot_rl.rewards.preference import (
+from robot_rl.rewards.preference.config import PreferenceRewardConfig
+from robot_rl.rewards.preference.model import (
     OracleLabeller,
     PreferenceReward,
-    PreferenceRewardConfig,
     load_preference_reward,
     save_preference_reward,
 )
