@@ -11,6 +11,8 @@ What is measured
   pose, privileged), sparse ground-truth success reward (an oracle), CPU:
     rlpd     SAC in the RLPD recipe (configs/agent/sac.yaml) with --demos scripted demos mixed
              50/50 into every batch;
+    rlpd_10_critics
+             the same with RLPD's 10-critic ensemble (random 2 for the target min) instead of 2;
     sac      the same agent and budget without demos (demo_episodes=0: online data only);
     bc       behaviour cloning on the same demos (train.env_steps counts its gradient steps, so
              it is one point, not a curve: its final success rate);
@@ -52,7 +54,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 TARGET_SUCCESS, TARGET_STEPS = 0.9, 30_000
 LEARNED_REWARD_TARGET = 0.8  # the reward issue's target for RLPD on the classifier's reward only
-METHODS = ("rlpd", "sac", "bc", "rlpd_classifier")
+METHODS = ("rlpd", "rlpd_10_critics", "sac", "bc", "rlpd_classifier")
 
 
 def run_commands(method: str, seed: int, args: argparse.Namespace, run_dir: Path) -> list[list[str]]:
@@ -86,6 +88,12 @@ def common_overrides(run_dir: Path, args: argparse.Namespace) -> list[str]:
 def method_overrides(method: str, args: argparse.Namespace) -> list[str]:
     return {
         "rlpd": ["agent=sac", f"train.env_steps={args.env_steps}", f"train.demo_episodes={args.demos}"],
+        "rlpd_10_critics": [
+            "agent=sac",
+            "agent.num_critics=10",
+            f"train.env_steps={args.env_steps}",
+            f"train.demo_episodes={args.demos}",
+        ],
         "sac": ["agent=sac", f"train.env_steps={args.env_steps}", "train.demo_episodes=0"],
         "bc": ["agent=bc", f"train.env_steps={args.bc_steps}", f"train.demo_episodes={args.demos}"],
     }[method]
@@ -188,13 +196,20 @@ def main() -> None:
 
 def plot(result: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    colors = {"rlpd": "tab:blue", "sac": "tab:orange", "bc": "tab:green", "rlpd_classifier": "tab:purple"}
+    colors = {
+        "rlpd": "tab:blue",
+        "rlpd_10_critics": "tab:cyan",
+        "sac": "tab:orange",
+        "bc": "tab:green",
+        "rlpd_classifier": "tab:purple",
+    }
     demos = result["demos"]
     labels = {
         "rlpd": f"RLPD ({demos} demos), oracle reward",
         "sac": "SAC, no demos, oracle reward",
         "bc": f"BC ({demos} demos)",
         "rlpd_classifier": f"RLPD ({demos} demos), classifier reward",
+        "rlpd_10_critics": f"RLPD ({demos} demos), 10 critics, oracle reward",
     }
     for name, run in result["runs"].items():
         method = run["method"]
