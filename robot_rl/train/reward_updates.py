@@ -82,6 +82,9 @@ class RecentEpisodes:
             self.episodes.append(Segment(np.stack(states), images, np.asarray(dense), np.asarray(success)))
             self._steps = []
 
+    def segment_count(self, length: int) -> int:
+        return sum(len(e) // length for e in self.episodes)
+
     def segments(self, length: int) -> list[Segment]:
         """Non-overlapping windows of `length` observations from every held episode."""
         return [e.window(t, length) for e in self.episodes for t in range(0, len(e) - length + 1, length)]
@@ -102,7 +105,7 @@ class OnlinePreferenceUpdates:
     ):
         c = model.config
         self.model, self.labeller, self.buffers, self.score, self.device = model, labeller, buffers, score, device
-        self.every, self.labels_per_round = c.online_every, c.online_labels
+        self.every, self.labels_per_round, self.segment_length = c.online_every, c.online_labels, c.segment_length
         self.recent = RecentEpisodes(model.cameras, c.online_episodes)
         self.rng = np.random.default_rng(seed)
         self.next_round_at = c.online_every
@@ -128,15 +131,14 @@ class OnlinePreferenceUpdates:
             self._stamps = [buffer.write_count() for buffer in self.buffers]
             self._swapped.set()
             return self.model
-        pairs_possible = len(self.recent.segments(self.model.config.segment_length)) >= 2
-        if step >= self.next_round_at and self._thread is None and pairs_possible:
+        if self._thread is not None and not self._thread.is_alive():  # the last round is over
+            self._thread.join()
+            self._thread = None
+        if self._thread is None and step >= self.next_round_at and self.recent.segment_count(self.segment_length) >= 2:
             self.next_round_at = step + self.every
             self._swapped.clear()
             self._thread = threading.Thread(target=self._round, name="reward-updates", daemon=True)
             self._thread.start()
-        elif self._thread is not None and not self._thread.is_alive():
-            self._thread.join()
-            self._thread = None
         return None
 
     def close(self) -> None:
@@ -151,7 +153,7 @@ class OnlinePreferenceUpdates:
     def _round(self) -> None:
         try:
             improved = copy.deepcopy(self.model)  # the learner keeps scoring with self.model meanwhile
-            segments = self.recent.segments(improved.config.segment_length)
+            segments = self.recent.segments(self.segment_length)
             n = self.labels_per_round
             candidates = [
                 tuple(self.rng.choice(len(segments), 2, replace=False)) for _ in range(CANDIDATES_PER_QUERY * n)

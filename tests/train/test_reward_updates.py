@@ -75,7 +75,7 @@ def test_recent_episodes_keep_the_newest_and_cut_whole_windows():
             recent.add_step(observation(100 * episode + t), info(t), episode_over=t == length - 1)
     assert [len(e) for e in recent.episodes] == [10, 11]  # the first was dropped
     windows = recent.segments(SEGMENT)
-    assert len(windows) == 2 + 2  # 10 // 5 and 11 // 5
+    assert len(windows) == recent.segment_count(SEGMENT) == 2 + 2  # 10 // 5 and 11 // 5
     np.testing.assert_array_equal(windows[1].states[:, 0], np.arange(105, 110))  # episode 1, t = 5..9
     np.testing.assert_array_equal(windows[1].oracle_dense_reward, np.arange(5, 10))
 
