@@ -3,7 +3,7 @@ trained on a learned success classifier's reward instead of the oracle's.
 
     .venv/bin/python bench/pick_cube_learning.py        # ~40 min on 2 cores
     .venv/bin/python bench/pick_cube_learning.py --env-steps 10000 --seeds 0 1   # shorter / more seeds
-    .venv/bin/python bench/pick_cube_learning.py --methods rlpd rlpd_classifier \
+    .venv/bin/python bench/pick_cube_learning.py --methods rlpd rlpd_classifier --seeds 0 1 \
         --out bench/results/pick_cube_classifier_reward.json      # learned reward vs oracle
 
 What is measured
