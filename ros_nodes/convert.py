@@ -23,12 +23,17 @@ Robot state and commands (spec layout, float64; the spec's observation casts to 
   wrench    [fx fy fz tx ty tz] (N, Nm) <-> geometry_msgs/WrenchStamped
   joints    sensor_msgs/JointState <-> arrays ordered by the caller's joint names
   action    target pose command <-> the spec's 7-D action (target_pose_to_action)
+Blobs
+  tree_to_blob / blob_to_tree  a robot_rl/data/tree.py tree (robot_rl/robot/messages.py: observation,
+            step, weights) <-> std_msgs/UInt8MultiArray holding its safetensors bytes
 Times are integer nanoseconds (sim time never loses precision to a float).
 """
 
 from __future__ import annotations
 
+import array
 from collections.abc import Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -36,9 +41,10 @@ from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PoseStamped, TwistStamped, WrenchStamped
 from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import CompressedImage, Image, JointState
-from std_msgs.msg import Header
+from std_msgs.msg import Header, UInt8MultiArray
 
 from robot_rl import spec
+from robot_rl.data.tree import tree_from_bytes, tree_to_bytes
 
 # encoding -> (channels, indices of R, G, B among them)
 COLOR_ENCODINGS = {
@@ -326,3 +332,15 @@ def gripper_command(value: float) -> float:
     if not np.isfinite(value):
         raise ValueError(f"Float64.data (gripper command) is {value}")
     return float(value)
+
+
+# Blobs --------------------------------------------------------------------------------------
+def tree_to_blob(tree: Any) -> UInt8MultiArray:
+    msg = UInt8MultiArray()
+    msg.data = array.array("B", tree_to_bytes(tree))  # an array.array is taken without a per-byte copy
+    return msg
+
+
+def blob_to_tree(msg: UInt8MultiArray) -> Any:
+    """Raises ValueError for bytes that are not a whole tree (robot_rl/data/tree.py says why)."""
+    return tree_from_bytes(msg.data.tobytes() if isinstance(msg.data, array.array) else bytes(msg.data))

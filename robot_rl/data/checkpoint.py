@@ -23,14 +23,12 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
 
 from robot_rl.data.replay import ReplayBuffer, write_json_atomic
+from robot_rl.data.tree import load_tree, save_tree
 
 CHECKPOINT_DIR = "checkpoints"
 LATEST = "latest.json"
@@ -111,54 +109,3 @@ def load_agent_state(run_dir: Path | str) -> tuple[int, dict]:
     except Exception as error:  # safetensors reports a truncated or garbled file in many ways
         raise ValueError(f"corrupt checkpoint {path}: {error}") from error
     return latest["step"], tree["agent"]
-
-
-# Nested state (a state_dict, an optimizer's state_dict) <-> one safetensors file -----------------
-# Tensors go into the file's tensor table; the tree around them (dicts with int or str keys, lists,
-# tuples, numbers, strings, None) goes into its metadata as JSON, with tensors as references.
-_TENSOR, _DICT, _TUPLE = "__tensor__", "__dict__", "__tuple__"
-
-
-def save_tree(path: Path, tree: Any) -> None:
-    tensors: dict[str, torch.Tensor] = {}
-
-    def encode(value: Any, key: str) -> Any:
-        if isinstance(value, torch.Tensor):
-            name = key if key not in tensors else f"{key}#{len(tensors)}"
-            # clone: safetensors refuses tensors that share memory (tied weights, views)
-            tensors[name] = value.detach().cpu().contiguous().clone()
-            return {_TENSOR: name}
-        if isinstance(value, Mapping):
-            # [key, value] pairs keep int keys int (an optimizer's state is keyed by param index)
-            return {_DICT: [[k, encode(v, f"{key}.{k}" if key else str(k))] for k, v in value.items()]}
-        if isinstance(value, tuple):
-            return {_TUPLE: [encode(v, f"{key}.{i}") for i, v in enumerate(value)]}
-        if isinstance(value, list):
-            return [encode(v, f"{key}.{i}") for i, v in enumerate(value)]
-        if value is None or isinstance(value, bool | int | float | str):
-            return value
-        raise TypeError(f"cannot checkpoint {key!r} of type {type(value).__name__}")
-
-    metadata = {"tree": json.dumps(encode(tree, ""))}
-    save_file(tensors, str(path), metadata=metadata)
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
-
-
-def load_tree(path: Path) -> Any:
-    with safe_open(str(path), framework="pt") as f:
-        tree = json.loads(f.metadata()["tree"])
-        tensors = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118 (safe_open is no dict)
-
-    def decode(value: Any) -> Any:
-        if isinstance(value, dict):
-            if _TENSOR in value:
-                return tensors[value[_TENSOR]]
-            if _TUPLE in value:
-                return tuple(decode(v) for v in value[_TUPLE])
-            return {k: decode(v) for k, v in value[_DICT]}
-        if isinstance(value, list):
-            return [decode(v) for v in value]
-        return value
-
-    return decode(tree)

@@ -286,7 +286,7 @@ def test_load_refuses_what_does_not_fit(tmp_path):
     assert loaded.config.batch_size == 7
     with pytest.raises(FileNotFoundError, match="no such file"):
         load_perceptual_reward(tmp_path / "missing.safetensors")
-    from robot_rl.data.checkpoint import save_tree
+    from robot_rl.data.tree import save_tree
 
     save_tree(tmp_path / "other.safetensors", {"format": "something/1", "state_dict": {}})
     with pytest.raises(ValueError, match="not a perceptual reward checkpoint"):

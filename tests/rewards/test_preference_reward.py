@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from robot_rl.data.checkpoint import load_tree
+from robot_rl.data.tree import load_tree
 from robot_rl.rewards.base import RewardInput
 from robot_rl.rewards.fidelity import spearman
 from robot_rl.rewards.preference.config import PreferenceRewardConfig

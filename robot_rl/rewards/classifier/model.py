@@ -30,7 +30,7 @@ from tqdm import tqdm
 from robot_rl import spec
 from robot_rl.agents.augment import augment_images
 from robot_rl.agents.networks import CNNEncoder, PretrainedEncoder, mlp
-from robot_rl.data.checkpoint import load_tree, save_tree
+from robot_rl.data.tree import load_tree, save_tree
 from robot_rl.rewards.base import RewardInput, RewardModel, RewardOutput
 from robot_rl.rewards.classifier.config import SuccessClassifierConfig
 from robot_rl.rewards.fidelity import precision_recall, roc_auc

@@ -80,7 +80,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from robot_rl.agents.networks import IMAGENET_MEAN, IMAGENET_STD, _FrozenBackbone, resnet_trunk, to_float_nchw
-from robot_rl.data.checkpoint import load_tree, save_tree
+from robot_rl.data.tree import load_tree, save_tree
 from robot_rl.rewards.base import RewardInput, RewardModel, RewardOutput
 from robot_rl.rewards.perceptual.config import RESNET_POOL, PerceptualRewardConfig
 from robot_rl.sim.config import ConfigError

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from robot_rl.agents.networks import MIN_STATE_STD, CNNEncoder, PretrainedEncoder, mlp
-from robot_rl.data.checkpoint import load_tree, save_tree
+from robot_rl.data.tree import load_tree, save_tree
 from robot_rl.rewards.base import RewardInput, RewardModel, RewardOutput
 from robot_rl.rewards.preference.config import ORACLE_GROUND_TRUTHS, QUERY_SELECTIONS, PreferenceRewardConfig
 from robot_rl.sim.config import ConfigError, check_choice
