@@ -5,8 +5,11 @@ std_msgs/UInt8MultiArray (ros_nodes/convert.py: tree_to_blob, blob_to_tree). DDS
 message whole or not at all, and the tree's SHA-256 refuses one damaged on the way.
 
 observation   aggregator -> actor, one per control tick
-    {"stamp_ns": int, "obs": spec observation (robot_rl/spec.py), "ages_ms": {stream: float}}
+    {"stamp_ns": int, "obs": spec observation (robot_rl/spec.py), "ages_ms": {stream: float},
+     "privileged": {} or, on the twin only, its ground truth for the same stamp}
     ages_ms: how old each stream's newest sample was at the tick, for the timing benchmarks.
+    privileged: what the twin publishes on sim/privileged (PRIVILEGED_KEYS), so a run over ROS on
+    the twin can use the oracle reward and episode ends, as an in-process run does.
 step          actor -> learner and recorder, one per executed control step
     {"episode": str, "step": int, "stamp_ns": int, "obs": ..., "action": float32[7] executed,
      "policy_action": float32[7], "intervened": bool, "reward": float, "next_obs": ...,
@@ -58,11 +61,19 @@ def _get(tree: Any, key: str, kind: str) -> Any:
     return tree[key]
 
 
+# sim/privileged: the twin's ground truth at a stamp, {"stamp_ns": int, "task_state": float32[k]
+# (empty unless sim.privileged_state), "success": bool, "reward": float (the configured oracle's),
+# "truncated": bool (its step limit, or physics diverged)}; the aggregator passes all but the
+# stamp through.
+PRIVILEGED_KEYS = ("task_state", "success", "reward", "truncated")
+
+
 @dataclass
 class ObservationMessage:
     stamp_ns: int
     obs: dict
     ages_ms: dict[str, float] = field(default_factory=dict)
+    privileged: dict = field(default_factory=dict)
 
     def to_tree(self) -> dict:
         return dict(self.__dict__)
@@ -73,6 +84,7 @@ class ObservationMessage:
             int(_get(tree, "stamp_ns", "observation")),
             _get(tree, "obs", "observation"),
             dict(_get(tree, "ages_ms", "observation")),
+            dict(tree.get("privileged", {})),
         )
         check_observation(message.obs, "observation.obs")
         return message

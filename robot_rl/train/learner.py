@@ -19,6 +19,7 @@ Ground-truth success then only scores: evaluation and the `*_oracle` charts.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import queue
@@ -26,6 +27,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Protocol
 
 import matplotlib
 
@@ -44,6 +46,7 @@ from robot_rl.data.replay import ReplayBuffer, mixed_batch  # noqa: E402
 from robot_rl.rewards import make_reward_model  # noqa: E402
 from robot_rl.rewards.base import RewardInput, RewardModel  # noqa: E402
 from robot_rl.rewards.preference.model import load_preference_reward, make_labeller, save_preference_reward  # noqa: E402
+from robot_rl.robot.messages import StepMessage  # noqa: E402
 from robot_rl.rollout import AgentPolicy, make_env, reward_label, run_episodes, summarize  # noqa: E402
 from robot_rl.spec import ACTION_DIM, flatten_state  # noqa: E402
 from robot_rl.train.reward_updates import OnlinePreferenceUpdates, relabel_buffer  # noqa: E402
@@ -216,11 +219,12 @@ class Trainer:
         )
 
     # --- the loop ---------------------------------------------------------------------------
-    def train(self) -> dict:
+    def train(self, actors: Actors | None = None) -> dict:
+        """`actors`: where the steps come from in async mode (default: a thread on the in-process twin)."""
         if self.config.agent.name == "bc":
             self._train_bc()
-        elif self.config.train.mode == "async":
-            self._train_async()
+        elif self.config.train.mode == "async" or actors is not None:
+            self._train_async(actors)
         else:
             self._train_sync()
         return self._finish()
@@ -291,76 +295,41 @@ class Trainer:
             self._periodic(self.step + 1, metrics, episode_ends, start, t0, updates, bar)
         self.step = c.env_steps
 
-    def _train_async(self) -> None:
-        """The actor steps the env with its own policy copy; the learner trains on what arrives."""
+    def _train_async(self, actors: Actors | None = None) -> None:
+        """Actors step their envs with their own policy copies; the learner trains on what arrives
+        and pushes them the policy every `weight_push_every` updates. Default: one actor thread on
+        the in-process twin; ros_nodes/learner_node.py brings actors over ROS instead."""
         c = self.config.train
-        actor_agent = make_agent(self.config.agent, self.state_dim, ACTION_DIM, self.cameras, "cpu", self.controlled)
-        actor_agent.load_actor_state_dict(_cpu(self.agent.actor_state_dict()))
-        transitions: queue.Queue = queue.Queue(maxsize=1000)
-        weights_lock, new_weights = threading.Lock(), [None]
-        stop = threading.Event()
-        actor_error: list[BaseException] = []
-
-        def actor() -> None:
-            try:
-                env, rng = self.env, np.random.default_rng(self.rng.integers(2**63))
-                obs, _ = env.reset(seed=self._episode_seed())
-                for step in range(self.step, c.env_steps):
-                    if stop.is_set():
-                        return
-                    with weights_lock:
-                        if new_weights[0] is not None:
-                            actor_agent.load_actor_state_dict(new_weights[0])
-                            new_weights[0] = None
-                    if step < c.learning_starts:
-                        action = rng.uniform(-1.0, 1.0, ACTION_DIM).astype(np.float32)
-                    else:
-                        action = actor_agent.act(obs)
-                    next_obs, reward, terminated, truncated, info = env.step(action)
-                    if self.reward_model is not None:
-                        reward, terminated = self._learned_reward(next_obs, action)
-                    transitions.put((obs, action, reward, next_obs, terminated, truncated, info["success"]))
-                    obs = next_obs
-                    if terminated or truncated:
-                        obs, _ = env.reset(seed=self._episode_seed())
-            except BaseException as error:  # surfaced in the learner thread
-                actor_error.append(error)
-            finally:
-                transitions.put(None)
-
-        thread = threading.Thread(target=actor, name="actor", daemon=True)
-        thread.start()
-        start, t0, updates, episode_ends, episode_return = self.step, time.perf_counter(), 0, [], 0.0
+        actors = actors or ThreadActor(self)
+        start, t0, updates, episode_ends = self.step, time.perf_counter(), 0, []
+        returns: dict[str, float] = {}
         bar = tqdm(initial=self.step, total=c.env_steps, desc="train (async)", unit="step")
         try:
-            while True:
-                item = transitions.get()
-                if item is None:
+            actors.start(_cpu(self.agent.actor_state_dict()))
+            while self.step < c.env_steps:
+                step = actors.get()
+                if step is None:
                     break
-                *transition, success = item
-                self.online.add(*transition)
-                episode_return += transition[2]
-                if transition[4] or transition[5]:
-                    episode_ends.append((bool(success), bool(transition[4]), episode_return))
-                    episode_return = 0.0
+                self.online.add(step.obs, step.action, step.reward, step.next_obs, step.terminated, step.truncated)
+                if step.intervened:  # the operator's actions are demonstrations too (HIL-SERL)
+                    self.demos.add(step.obs, step.action, step.reward, step.next_obs, step.terminated, step.truncated)
+                returns[step.episode] = returns.get(step.episode, 0.0) + step.reward
+                if step.terminated or step.truncated:
+                    episode_ends.append((bool(step.success), bool(step.terminated), returns.pop(step.episode)))
                 self.step += 1
                 bar.update(1)
                 metrics = {}
-                # Train on every arriving step at least; keep training while the actor is busy.
+                # Train on every arriving step at least; keep training while the actors are busy.
                 while self.step >= c.learning_starts:
                     metrics = self._update()
                     updates += 1
                     if updates % c.weight_push_every == 0:
-                        with weights_lock:
-                            new_weights[0] = _cpu(self.agent.actor_state_dict())
-                    if not transitions.empty():
+                        actors.push_weights(_cpu(self.agent.actor_state_dict()), updates)
+                    if actors.pending() or self.step >= c.env_steps:
                         break
                 self._periodic(self.step, metrics, episode_ends, start, t0, updates, bar)
         finally:
-            stop.set()
-            thread.join()
-        if actor_error:
-            raise RuntimeError("the actor thread failed") from actor_error[0]
+            actors.close()
 
     def _train_bc(self) -> None:
         """BC: gradient steps on demo batches only; `env_steps` counts them."""
@@ -475,6 +444,105 @@ class Trainer:
         )
         self.writer.close()
         return {"final_eval": final, "curve": self.curve.__dict__}
+
+
+class Actors(Protocol):
+    """Where async training's steps come from and its weights go."""
+
+    def start(self, actor_state: dict[str, torch.Tensor]) -> None: ...
+
+    def get(self) -> StepMessage | None:
+        """The next executed step, waiting for it; None when no more will come."""
+
+    def pending(self) -> bool:
+        """Whether a step is waiting."""
+
+    def push_weights(self, actor_state: dict[str, torch.Tensor], version: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class ThreadActor:
+    """One actor thread on the trainer's in-process twin, with its own CPU copy of the policy."""
+
+    def __init__(self, trainer: Trainer):
+        self.trainer = trainer
+        c = trainer.config
+        self.agent = make_agent(c.agent, trainer.state_dim, ACTION_DIM, trainer.cameras, "cpu", trainer.controlled)
+        self.steps: queue.Queue = queue.Queue(maxsize=1000)
+        self.weights_lock, self.new_weights = threading.Lock(), None
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="actor", daemon=True)
+
+    def start(self, actor_state: dict[str, torch.Tensor]) -> None:
+        self.agent.load_actor_state_dict(actor_state)
+        self.thread.start()
+
+    def _run(self) -> None:
+        t, c = self.trainer, self.trainer.config.train
+        try:
+            env, rng = t.env, np.random.default_rng(t.rng.integers(2**63))
+            obs, _ = env.reset(seed=t._episode_seed())
+            episode, episode_step = 0, 0
+            for step in range(t.step, c.env_steps):
+                if self.stop.is_set():
+                    return
+                with self.weights_lock:
+                    if self.new_weights is not None:
+                        self.agent.load_actor_state_dict(self.new_weights)
+                        self.new_weights = None
+                if step < c.learning_starts:
+                    action = rng.uniform(-1.0, 1.0, ACTION_DIM).astype(np.float32)
+                else:
+                    action = self.agent.act(obs)
+                next_obs, reward, terminated, truncated, info = env.step(action)
+                if t.reward_model is not None:
+                    reward, terminated = t._learned_reward(next_obs, action)
+                self.steps.put(
+                    StepMessage(
+                        episode=f"episode_{episode:06d}",
+                        step=episode_step,
+                        stamp_ns=0,
+                        obs=obs,
+                        action=action,
+                        policy_action=action,
+                        intervened=False,
+                        reward=float(reward),
+                        next_obs=next_obs,
+                        terminated=bool(terminated),
+                        truncated=bool(truncated),
+                        success=bool(info["success"]),
+                    )
+                )
+                obs, episode_step = next_obs, episode_step + 1
+                if terminated or truncated:
+                    episode, episode_step = episode + 1, 0
+                    obs, _ = env.reset(seed=t._episode_seed())
+        except BaseException as error:  # surfaced in the learner thread
+            self.error = error
+        finally:
+            self.steps.put(None)
+
+    def get(self) -> StepMessage | None:
+        step = self.steps.get()
+        if step is None and self.error is not None:
+            raise RuntimeError("the actor thread failed") from self.error
+        return step
+
+    def pending(self) -> bool:
+        return not self.steps.empty()
+
+    def push_weights(self, actor_state: dict[str, torch.Tensor], version: int) -> None:
+        with self.weights_lock:
+            self.new_weights = actor_state
+
+    def close(self) -> None:
+        self.stop.set()
+        while self.thread.is_alive():  # the actor may wait on a full queue
+            with contextlib.suppress(queue.Empty):
+                self.steps.get_nowait()
+            self.thread.join(timeout=0.05)
 
 
 def plot_curve(curve: Curve, path: Path, title: str) -> None:

@@ -1,0 +1,1 @@
+"""Robot-side logic of the ROS graph: pure Python, no rclpy."""

@@ -1,0 +1,263 @@
+"""The actor: at every observation from the aggregator, the policy's (or the operator's) action
+goes out as the robot's command, and the step that just ended goes to the learner and recorder.
+The decisions are robot_rl/robot/actor.py's (EpisodeActor); this node only moves messages.
+
+Topics (relative names: one namespace per robot)
+  subscribed
+    observation           std_msgs/UInt8MultiArray, an ObservationMessage (robot_rl/robot/messages.py),
+                          RELIABLE + TRANSIENT_LOCAL depth 1, as the aggregator publishes it
+    teleop/action         std_msgs/Float32MultiArray: the operator's spec action
+    teleop/intervening    std_msgs/Bool: while true the operator's latest action is executed
+    teleop/success        std_msgs/Empty: the episode succeeded (its label), and ends
+    teleop/end_episode    std_msgs/Empty: the episode ends (truncated)
+    policy/weights        std_msgs/UInt8MultiArray, a WeightsMessage, RELIABLE + TRANSIENT_LOCAL
+                          depth 1: an actor that starts late still gets the latest weights
+  published
+    actor/target_pose     geometry_msgs/PoseStamped (command_interface "pose": an impedance target)
+    actor/twist           geometry_msgs/TwistStamped (command_interface "twist": a servo command)
+    actor/gripper         std_msgs/Float64, the spec's gripper command
+    steps                 std_msgs/UInt8MultiArray, a StepMessage per executed step, RELIABLE depth 100
+  client
+    <reset_service>       std_srvs/Trigger that resets the robot (the twin: sim_twin/reset)
+
+The commands go to the safety node (actor/* -> command/*), never straight to the controller.
+The target pose is the measured pose moved by the action (convert.action_to_target_pose); the
+twist is the action scaled to the robot's per-step maxima over one control period.
+
+Weights are decoded on their own callback group, so a large blob never delays a control tick, and
+swapped between two ticks. In lockstep (the twin with sim time) the next observation exists only
+after this node's command, so the graph runs as fast as the twin steps.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import rclpy
+from geometry_msgs.msg import PoseStamped, TwistStamped
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import Bool, Empty, Float32MultiArray, Float64, UInt8MultiArray
+from std_srvs.srv import Trigger
+
+from robot_rl.agents import make_agent
+from robot_rl.config import Config, ConfigError, load_config
+from robot_rl.robot.actor import EpisodeActor, oracle_reward
+from robot_rl.robot.messages import ObservationMessage, WeightsMessage
+from robot_rl.spec import ACTION_DIM, flatten_state
+from robot_rl.train.learner import policy_camera_sizes
+from ros_nodes import convert
+
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+STEPS_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+COMMAND_INTERFACES = ("pose", "twist")
+
+
+class ActorNode(Node):
+    def __init__(self, config: Config | None = None, **kwargs):
+        super().__init__("actor", **kwargs)
+        overrides = self._parameter("config_overrides", [], "Hydra overrides (when no config is passed in)")
+        self.config = config if config is not None else load_config(list(overrides))
+        self.interface = self._parameter("command_interface", "pose", "pose: target PoseStamped; twist: TwistStamped")
+        if self.interface not in COMMAND_INTERFACES:
+            raise ConfigError(f"command_interface: {self.interface!r}; valid: {', '.join(COMMAND_INTERFACES)}")
+        self.base_frame = self._parameter("base_frame", "panda_link0", "frame of the commands")
+        reset_service = self._parameter("reset_service", "sim_twin/reset", "std_srvs/Trigger resetting the robot")
+        self.lockstep = self._parameter("lockstep", True, "the robot is the twin in lockstep (steps on commands)")
+        if not self.config.reward.is_oracle:
+            raise ConfigError(
+                f"reward: {self.config.reward.name!r} is a learned reward; over ROS the actor takes the twin's "
+                "oracle reward so far (reward=oracle_sparse or oracle_dense)"
+            )
+        self.agent = None  # built at the first observation, when the state's size is known
+        self._pending_weights: WeightsMessage | None = None
+        self.actor = EpisodeActor(
+            policy=self._act,
+            reward_fn=oracle_reward,
+            max_episode_steps=self.config.task.max_episode_steps,
+            terminate_on_success=self.config.task.terminate_on_success,
+            random_steps=self.config.train.learning_starts,
+            seed=self.config.seed,
+            episode_prefix=self.get_namespace().strip("/").replace("/", "_") or "episode",
+        )
+        self._human_action: np.ndarray | None = None
+        self._intervening = False
+        self._lock = threading.Lock()  # the teleop state, written and read on different threads
+        self._reset_requested_at: int | None = None  # stamp of the last observation when reset was asked
+        self._reset_done = False
+        self._latest: ObservationMessage | None = None
+        self.bad_messages = 0
+
+        if self.interface == "pose":
+            self._command = self.create_publisher(PoseStamped, "actor/target_pose", COMMAND_QOS)
+        else:
+            self._command = self.create_publisher(TwistStamped, "actor/twist", COMMAND_QOS)
+        self._gripper = self.create_publisher(Float64, "actor/gripper", COMMAND_QOS)
+        self._steps = self.create_publisher(UInt8MultiArray, "steps", STEPS_QOS)
+        self._reset = self.create_client(Trigger, reset_service)
+        self.create_subscription(UInt8MultiArray, "observation", self._on_observation, LATCHED)
+        self.create_subscription(Float32MultiArray, "teleop/action", self._on_teleop_action, COMMAND_QOS)
+        self.create_subscription(Bool, "teleop/intervening", self._on_intervening, LATCHED)
+        self.create_subscription(Empty, "teleop/success", lambda _: self.actor.mark_success(), COMMAND_QOS)
+        self.create_subscription(Empty, "teleop/end_episode", lambda _: self.actor.request_end(), COMMAND_QOS)
+        self.create_subscription(
+            UInt8MultiArray,
+            "policy/weights",
+            self._on_weights,
+            LATCHED,
+            callback_group=MutuallyExclusiveCallbackGroup(),
+        )
+        self._start_timer = self.create_timer(0.1, self._request_first_reset)
+
+    def _parameter(self, name: str, default, description: str):
+        descriptor = ParameterDescriptor(description=description)
+        if default == []:  # rclpy types an empty list as a byte array: declare the type, no value
+            parameter = self.declare_parameter(name, Parameter.Type.STRING_ARRAY, descriptor)
+            return parameter.value if parameter.type_ != Parameter.Type.NOT_SET else []
+        return self.declare_parameter(name, default, descriptor).value
+
+    # policy and weights ---------------------------------------------------------------------
+    def _act(self, obs: dict) -> np.ndarray:
+        if self.agent is None:
+            c = self.config
+            state_dim = len(flatten_state(obs["state"]))
+            controlled = c.task.controlled_actions()
+            self.agent = make_agent(c.agent, state_dim, ACTION_DIM, policy_camera_sizes(c), "cpu", controlled)
+            if self._pending_weights is not None:
+                self.agent.load_actor_state_dict(self._pending_weights.agent)
+        return self.agent.act(obs)
+
+    def _on_weights(self, msg: UInt8MultiArray) -> None:
+        try:
+            weights = WeightsMessage.from_tree(convert.blob_to_tree(msg))
+        except ValueError as error:
+            self.bad_messages += 1
+            self.get_logger().error(f"policy/weights dropped: {error}")
+            return
+
+        def load() -> None:
+            if self.agent is None:
+                self._pending_weights = weights
+            else:
+                self.agent.load_actor_state_dict(weights.agent)
+
+        try:
+            self.actor.load_weights(load, weights.version)
+        except (KeyError, RuntimeError, ValueError) as error:  # another agent's weights: say so, keep acting
+            self.bad_messages += 1
+            self.get_logger().error(f"policy/weights version {weights.version} do not fit this policy: {error}")
+            return
+        self.get_logger().info(f"policy weights version {weights.version} loaded", throttle_duration_sec=10.0)
+
+    # teleop -----------------------------------------------------------------------------------
+    def _on_teleop_action(self, msg: Float32MultiArray) -> None:
+        action = np.asarray(msg.data, np.float32)
+        if action.shape != (ACTION_DIM,) or not np.all(np.isfinite(action)):
+            self.bad_messages += 1
+            self.get_logger().warning(f"teleop/action dropped: expected {ACTION_DIM} finite values, got {msg.data}")
+            return
+        with self._lock:
+            self._human_action = np.clip(action, -1.0, 1.0)
+
+    def _on_intervening(self, msg: Bool) -> None:
+        with self._lock:
+            self._intervening = bool(msg.data)
+
+    def _operator_action(self) -> np.ndarray | None:
+        with self._lock:
+            return self._human_action if self._intervening and self._human_action is not None else None
+
+    # episodes ---------------------------------------------------------------------------------
+    def _request_first_reset(self) -> None:
+        if self._reset.service_is_ready():
+            self._start_timer.cancel()
+            self._request_reset()
+
+    def _request_reset(self) -> None:
+        self._reset_requested_at = self._latest.stamp_ns if self._latest is not None else -1
+        self._reset_done = False
+        self._reset.call_async(Trigger.Request()).add_done_callback(self._on_reset_done)
+
+    def _on_reset_done(self, future) -> None:
+        response = future.result()
+        if not response.success:
+            self.get_logger().error(f"reset failed: {response.message}; trying again")
+            self._request_reset()
+            return
+        self._reset_done = True
+        # In lockstep nothing moves between the request and the reset, so a newer observation that
+        # beat the response here is the reset's; in real time wait for one after the response.
+        latest = self._latest
+        if self.lockstep and latest is not None and latest.stamp_ns > self._reset_requested_at:
+            self._begin(latest)
+
+    def _begin(self, message: ObservationMessage) -> None:
+        if self.actor.in_episode:
+            return
+        self._reset_requested_at = None
+        episode = self.actor.start_episode()
+        self.get_logger().info(f"{episode} starts at {message.stamp_ns} ns", throttle_duration_sec=5.0)
+        self._tick(message)
+
+    def _on_observation(self, msg: UInt8MultiArray) -> None:
+        try:
+            message = ObservationMessage.from_tree(convert.blob_to_tree(msg))
+        except ValueError as error:
+            self.bad_messages += 1
+            self.get_logger().error(f"observation dropped: {error}")
+            return
+        previous, self._latest = self._latest, message
+        if previous is not None and message.stamp_ns <= previous.stamp_ns:
+            self.bad_messages += 1
+            self.get_logger().warning(f"observation at {message.stamp_ns} ns is not newer than {previous.stamp_ns}")
+            return
+        if self.actor.in_episode:
+            self._tick(message)
+        elif self._reset_done and self._reset_requested_at is not None:
+            self._begin(message)
+
+    def _tick(self, message: ObservationMessage) -> None:
+        action, step = self.actor.on_observation(message, self._operator_action())
+        if step is not None:
+            self._steps.publish(convert.tree_to_blob(step.to_tree()))
+        if action is None:
+            self._request_reset()
+            return
+        self._publish_command(action, message)
+
+    def _publish_command(self, action: np.ndarray, message: ObservationMessage) -> None:
+        r = self.config.robot
+        stamp = message.stamp_ns
+        if self.interface == "pose":
+            tcp_pose = message.obs["state"]["tcp_pose"].astype(np.float64)
+            target = convert.action_to_target_pose(action, tcp_pose, r.max_translation_step, r.max_rotation_step)
+            self._command.publish(convert.tcp_pose_to_pose(target, stamp, self.base_frame))
+        else:
+            period = 1.0 / self.config.sim.control_hz
+            scale = np.array([r.max_translation_step] * 3 + [r.max_rotation_step] * 3) / period
+            self._command.publish(convert.tcp_vel_to_twist(action[:6] * scale, stamp, self.base_frame))
+        self._gripper.publish(Float64(data=float(action[6])))
+
+
+def main(args: list[str] | None = None) -> None:
+    rclpy.init(args=args)
+    node = ActorNode()
+    executor = MultiThreadedExecutor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()
