@@ -168,6 +168,8 @@ class ActorNode(Node):
     def _on_intervening(self, msg: Bool) -> None:
         with self._lock:
             self._intervening = bool(msg.data)
+            if not self._intervening:  # a new intervention must never replay the last one's action
+                self._human_action = None
 
     def _operator_action(self) -> np.ndarray | None:
         with self._lock:
