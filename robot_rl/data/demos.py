@@ -1,10 +1,11 @@
-"""Demonstrations for the demo / intervention buffer: recorded episodes, and the twin's scripted
-expert as a source of them. (Reading ROS 2 bags comes later; it will yield the same Episode.)"""
+"""Demonstrations for the demo / intervention buffer: recorded episodes, from the twin's scripted
+expert or from the episode recorder's ROS 2 bags (robot_rl/data/bags.py), both as an Episode."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -24,6 +25,11 @@ class Episode:
     truncated: bool
     success: bool  # info["success"] at the end
     seed: int | None = None
+    # What a recording on the robot adds (robot_rl/data/bags.py); None for an episode recorded here.
+    policy_actions: np.ndarray | None = None  # float32 [T, A]: the policy's proposals (actions: executed)
+    intervened: np.ndarray | None = None  # bool [T]: the operator's action was the one executed
+    successes: np.ndarray | None = None  # bool [T]: the success label as known at each step
+    ended: bool = True  # False: the recording stopped before the episode ended (then truncated)
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -53,6 +59,15 @@ def record_episode(env: gym.Env, policy: Policy, seed: int | None = None) -> Epi
 def add_episodes(buffer: ReplayBuffer, episodes: Iterable[Episode]) -> None:
     for ep in episodes:
         buffer.add_episode(ep.observations, ep.actions, ep.rewards, ep.terminated, ep.truncated)
+
+
+def read_demo_bags(folder: Path | str, only_successes: bool = True) -> list[Episode]:
+    """The episodes recorded as bags in `folder` (one bag folder each, robot_rl/data/bags.py), in name
+    order; with only_successes, those whose success label is set (RLPD's demos are successes). Feed
+    them to a buffer with add_episodes."""
+    from robot_rl.data.bags import read_episode_bags  # here, not on top: bags.py imports Episode from this module
+
+    return [ep for ep in read_episode_bags(folder) if ep.success or not only_successes]
 
 
 @dataclass
