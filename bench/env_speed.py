@@ -170,9 +170,9 @@ class ExclusiveTimer:
 # label -> env method (instance attributes shadow the class's, so env's own calls go through them)
 ENV_CALLS = {
     "rendering": "render_camera",
-    "substep loop + F/T sensor model": "_simulate_period",
+    "substep loop + F/T sensor model": "_simulate",
     "action -> impedance target": "_move_target",
-    "observation (state) + info": "_observation",
+    "observation (state) + info": "observe",
     "info": "_info",  # added to the observation's bucket below
     "reset (IK, randomisation, task)": "reset",
 }

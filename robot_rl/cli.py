@@ -6,6 +6,8 @@
   robot-rl sim   [overrides]   the twin with its scripted expert, recorded to a video
   robot-rl train-reward reward=... [overrides]  train a reward model on data from the twin
   robot-rl reward-eval reward=... [overrides]   a reward model's fidelity to the twin's ground truth
+  robot-rl graph [overrides]   the ROS 2 graph in one process (the nodes launch/*.launch.py start)
+  robot-rl train train.transport=ros [overrides]   train on the steps of the ROS graph's actors
 
 Examples: `robot-rl sim task=peg_insert episodes=2`, `robot-rl train sim=state task=pick_cube`,
 `robot-rl train run_dir=outputs/train/20261123-101500` (resume), `robot-rl run train.env_steps=2000`.
@@ -39,7 +41,7 @@ def _run_dir(config: Config, command: str) -> Path:
     return run_dir
 
 
-def cmd_sim(config: Config, run_dir: Path) -> int:
+def cmd_sim(config: Config, run_dir: Path, overrides: list[str]) -> int:
     from robot_rl.rollout import make_env, run_episodes, write_report
     from robot_rl.sim.experts import make_expert
 
@@ -58,12 +60,17 @@ def cmd_sim(config: Config, run_dir: Path) -> int:
     return 0
 
 
-def cmd_train(config: Config, run_dir: Path) -> dict:
+def cmd_train(config: Config, run_dir: Path, overrides: list[str]) -> dict:
     from robot_rl.rollout import reward_label
     from robot_rl.train.learner import Trainer
 
     log.info("reward: %s", reward_label(config))
-    result = Trainer(config, run_dir).train()
+    if config.train.transport == "ros":
+        from ros_nodes.graph import train_over_ros  # rclpy only for this transport
+
+        result = train_over_ros(config, run_dir, overrides)
+    else:
+        result = Trainer(config, run_dir).train()
     final = result["final_eval"]
     (run_dir / "report.json").write_text(
         json.dumps(
@@ -81,7 +88,7 @@ def cmd_train(config: Config, run_dir: Path) -> dict:
     return result
 
 
-def cmd_eval(config: Config, run_dir: Path) -> int:
+def cmd_eval(config: Config, run_dir: Path, overrides: list[str]) -> int:
     from robot_rl.rollout import AgentPolicy, make_env, run_episodes, write_report
     from robot_rl.train.learner import load_trained_agent
 
@@ -103,7 +110,7 @@ def cmd_eval(config: Config, run_dir: Path) -> int:
     return 0
 
 
-def cmd_train_reward(config: Config, run_dir: Path) -> int:
+def cmd_train_reward(config: Config, run_dir: Path, overrides: list[str]) -> int:
     from robot_rl.rewards.train import train_reward_model
 
     path = train_reward_model(config, run_dir)
@@ -117,7 +124,7 @@ def cmd_train_reward(config: Config, run_dir: Path) -> int:
     return 0
 
 
-def cmd_reward_eval(config: Config, run_dir: Path) -> int:
+def cmd_reward_eval(config: Config, run_dir: Path, overrides: list[str]) -> int:
     import torch
 
     from robot_rl.rewards import make_reward_model
@@ -133,8 +140,16 @@ def cmd_reward_eval(config: Config, run_dir: Path) -> int:
     return 0 if summary else 1
 
 
+def cmd_graph(config: Config, run_dir: Path, overrides: list[str]) -> int:
+    from ros_nodes.graph import run_graph  # the composition root: only this command needs rclpy
+
+    log.info("ROS graph for namespaces %s (twin: %s); Ctrl-C stops it", config.ros.namespaces, config.ros.twin)
+    run_graph(config, overrides)
+    return 0
+
+
 # name -> (handler, help, overrides applied unless the user sets the same key)
-COMMANDS: dict[str, tuple[Callable[[Config, Path], object], str, dict[str, str]]] = {
+COMMANDS: dict[str, tuple[Callable[[Config, Path, list[str]], object], str, dict[str, str]]] = {
     "run": (
         cmd_train,
         "the main job: demos, RLPD training and evaluation on the twin (CPU, no robot, no network)",
@@ -152,6 +167,11 @@ COMMANDS: dict[str, tuple[Callable[[Config, Path], object], str, dict[str, str]]
         cmd_reward_eval,
         "score a reward model (reward=...) on expert, partial and random episodes against ground truth",
         {"episodes": "5", "video_episodes": "0"},
+    ),
+    "graph": (
+        cmd_graph,
+        "start the ROS 2 graph (twin or robot topics, aggregator, safety, actor, teleop, recorder) in one process",
+        {},
     ),
     "sim": (
         cmd_sim,
@@ -188,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     logging.getLogger("OpenGL").setLevel(logging.WARNING)
     try:
-        config = load_config(_with_defaults(args.overrides, defaults))
+        overrides = _with_defaults(args.overrides, defaults)
+        config = load_config(overrides)
         if args.command in ("train", "run") and config.agent.name == "scripted_expert":
             raise ConfigError("agent.name: train needs a learning agent (agent=sac or agent=bc)")
         if args.command in ("reward-eval", "train-reward") and config.reward.is_oracle:
@@ -198,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, HydraException, OmegaConfBaseException) as error:
         print(f"robot-rl {args.command}: invalid config:\n{_config_error_message(error)}", file=sys.stderr)
         return 2
-    handler(config, _run_dir(config, args.command))
+    handler(config, _run_dir(config, args.command), overrides)
     return 0
 
 

@@ -25,6 +25,8 @@ from robot_rl.rewards.ensemble import CompositeRewardConfig
 from robot_rl.rewards.perceptual.config import PerceptualRewardConfig
 from robot_rl.rewards.preference.config import PreferenceRewardConfig
 from robot_rl.rewards.simple import ForcePenaltyConfig, InterventionRewardConfig
+from robot_rl.robot.config import RosConfig
+from robot_rl.robot.teleop import TeleopConfig
 from robot_rl.sim.config import (
     ConfigError,
     PegInsertConfig,
@@ -47,6 +49,8 @@ class Config:
     agent: AgentConfig = MISSING
     reward: RewardConfig = MISSING
     train: TrainConfig = MISSING
+    ros: RosConfig = MISSING
+    teleop: TeleopConfig = MISSING
     seed: int = 0
     episodes: int = 3
     output_dir: str = "outputs"
@@ -55,8 +59,13 @@ class Config:
     checkpoint: str = ""  # eval: the run dir of a training run
 
     def validate(self) -> None:
-        for key in ("task", "robot", "sim", "agent", "reward", "train"):
+        for key in ("task", "robot", "sim", "agent", "reward", "train", "ros", "teleop"):
             getattr(self, key).validate(key)
+        if self.ros.twin and self.robot.command_interface != "pose":
+            raise ConfigError(
+                f"robot.command_interface: the twin takes a target pose, not {self.robot.command_interface!r} "
+                "(ros.twin=true)"
+            )
         if self.episodes < 1:
             raise ConfigError(f"episodes: must be >= 1, got {self.episodes}")
         if not 0 <= self.video_episodes <= self.episodes:
@@ -76,6 +85,8 @@ def register_configs() -> None:
     cs.store(group="schema/agent", name="bc", node=BCConfig)
     cs.store(group="schema/agent", name="scripted_expert", node=ScriptedExpertConfig)
     cs.store(group="schema/train", name="train", node=TrainConfig)
+    cs.store(group="schema/ros", name="ros", node=RosConfig)
+    cs.store(group="schema/teleop", name="teleop", node=TeleopConfig)
     cs.store(group="schema/reward", name="oracle", node=OracleRewardConfig)
     cs.store(group="schema/reward", name="classifier", node=SuccessClassifierConfig)
     cs.store(group="schema/reward", name="clip", node=CLIPRewardConfig)

@@ -13,12 +13,18 @@ Topics (relative names: one namespace per robot)
     policy/weights        std_msgs/UInt8MultiArray, a WeightsMessage, RELIABLE + TRANSIENT_LOCAL
                           depth 1: an actor that starts late still gets the latest weights
   published
-    actor/target_pose     geometry_msgs/PoseStamped (command_interface "pose": an impedance target)
-    actor/twist           geometry_msgs/TwistStamped (command_interface "twist": a servo command)
+    actor/target_pose     geometry_msgs/PoseStamped (robot.command_interface "pose": an impedance target)
+    actor/twist           geometry_msgs/TwistStamped (robot.command_interface "twist": a servo command)
     actor/gripper         std_msgs/Float64, the spec's gripper command
     steps                 std_msgs/UInt8MultiArray, a StepMessage per executed step, RELIABLE depth 100
   client
     <reset_service>       std_srvs/Trigger that resets the robot (the twin: sim_twin/reset)
+    safety/status         std_msgs/String, latched: the first episode starts once it reads RUNNING
+
+Episodes: after the reset service answers, the episode starts with the observation whose stamp
+the reply names ("first observation at <ns> ns", as the twin says; it may have arrived before the
+reply), or with the first one after the reply (a robot's reset service, which names none). After
+an episode's last step the actor asks for the next reset at once.
 
 The commands go to the safety node (actor/* -> command/*), never straight to the controller.
 The target pose is the measured pose moved by the action (convert.action_to_target_pose); the
@@ -31,6 +37,7 @@ after this node's command, so the graph runs as fast as the twin steps.
 
 from __future__ import annotations
 
+import re
 import threading
 
 import numpy as np
@@ -38,11 +45,12 @@ import rclpy
 from geometry_msgs.msg import PoseStamped, TwistStamped
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from std_msgs.msg import Bool, Empty, Float32MultiArray, Float64, UInt8MultiArray
+from std_msgs.msg import Bool, Empty, Float32MultiArray, Float64, String, UInt8MultiArray
 from std_srvs.srv import Trigger
 
 from robot_rl.agents import make_agent
@@ -53,10 +61,10 @@ from robot_rl.spec import ACTION_DIM, flatten_state
 from robot_rl.train.learner import policy_camera_sizes
 from ros_nodes import convert
 
+FIRST_OBSERVATION = re.compile(r"first observation at (\d+) ns")  # in the twin's reset reply
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 STEPS_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-COMMAND_INTERFACES = ("pose", "twist")
 
 
 class ActorNode(Node):
@@ -64,12 +72,9 @@ class ActorNode(Node):
         super().__init__("actor", **kwargs)
         overrides = self._parameter("config_overrides", [], "Hydra overrides (when no config is passed in)")
         self.config = config if config is not None else load_config(list(overrides))
-        self.interface = self._parameter("command_interface", "pose", "pose: target PoseStamped; twist: TwistStamped")
-        if self.interface not in COMMAND_INTERFACES:
-            raise ConfigError(f"command_interface: {self.interface!r}; valid: {', '.join(COMMAND_INTERFACES)}")
+        self.interface = self.config.robot.command_interface
         self.base_frame = self._parameter("base_frame", "panda_link0", "frame of the commands")
         reset_service = self._parameter("reset_service", "sim_twin/reset", "std_srvs/Trigger resetting the robot")
-        self.lockstep = self._parameter("lockstep", True, "the robot is the twin in lockstep (steps on commands)")
         if not self.config.reward.is_oracle:
             raise ConfigError(
                 f"reward: {self.config.reward.name!r} is a learned reward; over ROS the actor takes the twin's "
@@ -89,8 +94,9 @@ class ActorNode(Node):
         self._human_action: np.ndarray | None = None
         self._intervening = False
         self._lock = threading.Lock()  # the teleop state, written and read on different threads
-        self._reset_requested_at: int | None = None  # stamp of the last observation when reset was asked
-        self._reset_done = False
+        self._safety_running = False  # episodes start only while the safety node lets commands through
+        self._reset_pending = False  # a reset was asked and has not answered
+        self._first_stamp: int | None = None  # after a reset: the stamp from which the episode starts
         self._latest: ObservationMessage | None = None
         self.bad_messages = 0
 
@@ -106,6 +112,7 @@ class ActorNode(Node):
         self.create_subscription(Bool, "teleop/intervening", self._on_intervening, LATCHED)
         self.create_subscription(Empty, "teleop/success", lambda _: self.actor.mark_success(), COMMAND_QOS)
         self.create_subscription(Empty, "teleop/end_episode", lambda _: self.actor.request_end(), COMMAND_QOS)
+        self.create_subscription(String, "safety/status", self._on_safety_status, LATCHED)
         self.create_subscription(
             UInt8MultiArray,
             "policy/weights",
@@ -113,7 +120,10 @@ class ActorNode(Node):
             LATCHED,
             callback_group=MutuallyExclusiveCallbackGroup(),
         )
-        self._start_timer = self.create_timer(0.1, self._request_first_reset)
+        # wall time: on sim time (the twin in lockstep) the clock stands still until the first step
+        self._start_timer = self.create_timer(
+            0.1, self._request_first_reset, clock=Clock(clock_type=ClockType.STEADY_TIME)
+        )
 
     def _parameter(self, name: str, default, description: str):
         descriptor = ParameterDescriptor(description=description)
@@ -176,14 +186,16 @@ class ActorNode(Node):
             return self._human_action if self._intervening and self._human_action is not None else None
 
     # episodes ---------------------------------------------------------------------------------
+    def _on_safety_status(self, msg: String) -> None:
+        self._safety_running = msg.data.startswith("RUNNING")
+
     def _request_first_reset(self) -> None:
-        if self._reset.service_is_ready():
-            self._start_timer.cancel()
+        if self._reset.service_is_ready() and self._safety_running:
+            self.destroy_timer(self._start_timer)
             self._request_reset()
 
     def _request_reset(self) -> None:
-        self._reset_requested_at = self._latest.stamp_ns if self._latest is not None else -1
-        self._reset_done = False
+        self._reset_pending, self._first_stamp = True, None
         self._reset.call_async(Trigger.Request()).add_done_callback(self._on_reset_done)
 
     def _on_reset_done(self, future) -> None:
@@ -192,17 +204,21 @@ class ActorNode(Node):
             self.get_logger().error(f"reset failed: {response.message}; trying again")
             self._request_reset()
             return
-        self._reset_done = True
-        # In lockstep nothing moves between the request and the reset, so a newer observation that
-        # beat the response here is the reset's; in real time wait for one after the response.
+        # The twin's reply names its first observation's stamp: that one starts the episode, whether
+        # it arrived before this reply or comes after. A robot's reset service says nothing of the
+        # kind: its first observation after the reply starts the episode.
+        match = FIRST_OBSERVATION.search(response.message)
+        self._first_stamp = int(match.group(1)) if match else self._latest_stamp() + 1
+        self._reset_pending = False
         latest = self._latest
-        if self.lockstep and latest is not None and latest.stamp_ns > self._reset_requested_at:
+        if latest is not None and latest.stamp_ns == self._first_stamp:
             self._begin(latest)
 
+    def _latest_stamp(self) -> int:
+        return self._latest.stamp_ns if self._latest is not None else -1
+
     def _begin(self, message: ObservationMessage) -> None:
-        if self.actor.in_episode:
-            return
-        self._reset_requested_at = None
+        self._first_stamp = None
         episode = self.actor.start_episode()
         self.get_logger().info(f"{episode} starts at {message.stamp_ns} ns", throttle_duration_sec=5.0)
         self._tick(message)
@@ -214,14 +230,14 @@ class ActorNode(Node):
             self.bad_messages += 1
             self.get_logger().error(f"observation dropped: {error}")
             return
-        previous, self._latest = self._latest, message
-        if previous is not None and message.stamp_ns <= previous.stamp_ns:
+        if message.stamp_ns <= self._latest_stamp():
             self.bad_messages += 1
-            self.get_logger().warning(f"observation at {message.stamp_ns} ns is not newer than {previous.stamp_ns}")
+            self.get_logger().warning(f"observation at {message.stamp_ns} ns is not newer than {self._latest_stamp()}")
             return
+        self._latest = message
         if self.actor.in_episode:
             self._tick(message)
-        elif self._reset_done and self._reset_requested_at is not None:
+        elif not self._reset_pending and self._first_stamp is not None and message.stamp_ns >= self._first_stamp:
             self._begin(message)
 
     def _tick(self, message: ObservationMessage) -> None:

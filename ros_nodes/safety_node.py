@@ -12,6 +12,8 @@ Topics (relative names: one namespace per robot)
                                 the callback checks the sample's force and torque, nothing more)
     cameras/<cam>/image_raw     sensor_msgs/Image, sensor-data QoS, for each of config.cameras:
                                 only the stamp is read, to notice a camera that stops
+                                (on sim time, i.e. the twin in lockstep, all three RELIABLE +
+                                TRANSIENT_LOCAL depth 1: a late joiner gets the twin's latest)
     actor/target_pose           geometry_msgs/PoseStamped (config.command_interface "pose"), or
     actor/twist                 geometry_msgs/TwistStamped ("twist"), RELIABLE depth 10
     actor/gripper               std_msgs/Float64, the spec's gripper command, RELIABLE depth 10
@@ -56,7 +58,7 @@ from std_msgs.msg import Float64, String
 from std_srvs.srv import Trigger
 
 from robot_rl.config import load_config
-from robot_rl.robot.safety import RUNNING, WAITING, Command, SafetyConfig, SafetyFilter, safety_config_for
+from robot_rl.robot.safety import RUNNING, WAITING, Command, SafetyConfig, SafetyFilter
 from ros_nodes import convert
 
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -71,10 +73,9 @@ class SafetyNode(Node):
         self.base_frame = self._parameter("base_frame", "panda_link0", "frame of the TCP pose and the commands")
         if config is None:
             overrides = self._parameter(
-                "config_overrides", [], "Hydra overrides; the limits come from robot and sim (when no config is passed)"
+                "config_overrides", [], "Hydra overrides; the limits are ros.safety (when no config is passed)"
             )
-            composed = load_config(list(overrides))
-            config = safety_config_for(composed.robot, composed.sim)
+            config = load_config(list(overrides)).ros.safety
         self.filter = SafetyFilter(config)
         self.messages: Counter[str] = Counter()  # received, per topic
         self.bad_messages: Counter[str] = Counter()  # unreadable, per topic
@@ -92,11 +93,17 @@ class SafetyNode(Node):
             self.create_subscription(TwistStamped, "actor/twist", self._on_twist, COMMAND_QOS)
         self.gripper_publisher = self.create_publisher(Float64, "command/gripper", COMMAND_QOS)
         self.create_subscription(Float64, "actor/gripper", self._on_gripper, COMMAND_QOS)
-        self.create_subscription(PoseStamped, "tcp/pose", self._on_pose, qos_profile_sensor_data)
-        self.create_subscription(WrenchStamped, "ft_sensor/wrench", self._on_wrench, WRENCH_QOS)
+        # On sim time the sensors are the twin in lockstep, whose latched (transient-local) messages
+        # only a transient-local subscriber gets when it joins late; drivers publish volatile.
+        lockstep = self.get_parameter("use_sim_time").value
+        sensor_qos = LATCHED if lockstep else qos_profile_sensor_data
+        self.create_subscription(PoseStamped, "tcp/pose", self._on_pose, sensor_qos)
+        self.create_subscription(
+            WrenchStamped, "ft_sensor/wrench", self._on_wrench, LATCHED if lockstep else WRENCH_QOS
+        )
         for cam in config.cameras:
             topic = f"cameras/{cam}/image_raw"
-            self.create_subscription(Image, topic, partial(self._on_camera, cam, topic), qos_profile_sensor_data)
+            self.create_subscription(Image, topic, partial(self._on_camera, cam, topic), sensor_qos)
         self.create_timer(1.0 / config.control_hz, self._on_tick)
         self.create_service(Trigger, "safety/stop", self._on_stop)
         self.create_service(Trigger, "safety/reset", self._on_reset)

@@ -41,10 +41,12 @@ from geometry_msgs.msg import Twist, TwistStamped
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Joy
 from std_msgs.msg import Bool, Empty, Float32MultiArray, Float64
 
+from robot_rl.config import load_config
 from robot_rl.robot.teleop import KeyboardReader, TeleopConfig, TeleopMapper, TeleopOutput
 
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -57,10 +59,9 @@ class TeleopNode(Node):
         """`keyboard_fd`: the terminal the keyboard device reads (stdin by default)."""
         super().__init__("teleop", **kwargs)
         if config is None:
-            device = self.declare_parameter(
-                "device", "joy", ParameterDescriptor(description="joy | twist | keyboard (when no config is passed)")
-            ).value
-            config = TeleopConfig(device=device)
+            descriptor = ParameterDescriptor(description="Hydra overrides, e.g. [teleop=keyboard] (without a config)")
+            overrides = self.declare_parameter("config_overrides", Parameter.Type.STRING_ARRAY, descriptor)
+            config = load_config(overrides.value if overrides.type_ != Parameter.Type.NOT_SET else []).teleop
         self.config = config
         self.mapper = TeleopMapper(config)
         self.bad_messages: Counter[str] = Counter()  # dropped, per input
@@ -177,9 +178,9 @@ class TeleopNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    """`python -m ros_nodes.teleop_node --ros-args -p device:=keyboard` (joy and twist with the
-    TeleopConfig defaults: a SpaceMouse on spacenav/joy or spacenav/twist), inside a loopback-only
-    network namespace unless the machine's DDS is meant to be reachable."""
+    """`python -m ros_nodes.teleop_node --ros-args -p 'config_overrides:=[teleop=keyboard]'` (default: a
+    SpaceMouse on spacenav/joy), inside a loopback-only network namespace unless the machine's DDS is
+    meant to be reachable."""
     rclpy.init(args=args)
     node = TeleopNode()
     try:

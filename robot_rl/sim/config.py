@@ -162,9 +162,13 @@ class RobotConfig:
     workspace_low: list[float] = field(default_factory=lambda: [0.25, -0.3, 0.005])
     workspace_high: list[float] = field(default_factory=lambda: [0.75, 0.3, 0.45])
     max_tilt: list[float] = field(default_factory=lambda: [0.5, 0.5, 1.6])
+    # What the robot's controller takes over ROS: "pose", a target PoseStamped (Cartesian
+    # impedance, e.g. the Franka) or "twist", a TwistStamped (servo, e.g. a UR under MoveIt Servo).
+    command_interface: str = "pose"
 
     def validate(self, key: str = "robot") -> None:
         check_choice(self.name, ROBOT_NAMES, f"{key}.name")
+        check_choice(self.command_interface, ("pose", "twist"), f"{key}.command_interface")
         for name in (
             "translational_stiffness",
             "translational_damping",

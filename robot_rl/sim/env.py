@@ -9,6 +9,17 @@ One step is one control period: the policy's action moves the Cartesian impedanc
 then MuJoCo integrates `sim.substeps` physics steps with the controller in the loop, and
 the wrist F/T sensor is sampled at every one of them.
 
+step() is built from three public pieces, for a driver that runs the twin against a wall clock
+(ros_nodes/twin_node.py in real-time mode) rather than one control period at a time:
+  set_command(action)  what step() does first: move the impedance target and the gripper
+  advance(n)           integrate n physics steps (any n: part of a period, or several) and
+                       return the F/T sensor's output at each of them, (n, 6)
+  observe()            the observation now; its wrench statistic is over the last control
+                       period's worth of samples (sim.substeps), whatever slices they came in
+Advancing a period in any slices gives bit for bit what step() gives. The null-space posture
+torque is refreshed once per control period, at set_command() and, while no command comes,
+every `substeps` physics steps after it, as a controller that keeps running would.
+
 The reward is the task's ground truth (sparse success or the dense shaped reward, shifted to
 [-1, 0] when success ends the episode), an oracle that only the twin has: learned reward models
 replace it for real-robot learning.
@@ -80,7 +91,9 @@ class SimTwinEnv(gym.Env):
         self._target = self.model.body("target").mocapid[0]
         self._ft_adr = self.model.sensor("ft_force").adr[0]  # force (3) then torque (3)
         self._gripper_act = self.model.actuator("gripper").id
-        self._raw_wrench = np.zeros((self.sim_cfg.substeps, 6))
+        # The F/T output over the last control period (observe()'s statistic), oldest first.
+        self._recent_wrench = np.zeros((self.sim_cfg.substeps, 6))
+        self._steps_since_posture = 0  # physics steps since the posture torque was last computed
         self._gripper_closed = False  # the last gripper command (spec.gripper_closed_after)
         self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
 
@@ -121,20 +134,18 @@ class SimTwinEnv(gym.Env):
         settle_periods = max(1, round(SETTLE_TIME * self.sim_cfg.control_hz))
         self.ft_sensor.reset(rng, self.sim_cfg.randomize.ft_noise_bias, d.sensordata[self._ft_adr : self._ft_adr + 6])
         for _ in range(settle_periods):
-            samples = self._simulate_period()
+            samples = self._simulate(self.sim_cfg.substeps)
         if self.sim_cfg.ft_sensor.tare_on_reset:
             self.ft_sensor.tare(samples)
             samples = samples - samples.mean(axis=0)
         self._steps = 0
-        self._wrench = WristFTSensor.period_statistics(samples)
-        return self._observation(), self._info()
+        self._steps_since_posture = 0  # the settled arm holds its pose: refreshed a period from now
+        self._recent_wrench = samples
+        return self.observe(), self._info()
 
     def step(self, action):
-        a = self._checked_action(action)
-        self._move_target(a)
-        self._apply_posture_torque()
-        samples = self._simulate_period()
-        self._wrench = WristFTSensor.period_statistics(samples)
+        self.set_command(action)
+        self.advance(self.sim_cfg.substeps)
         self._steps += 1
 
         success = self.task.success()
@@ -143,22 +154,30 @@ class SimTwinEnv(gym.Env):
         # A contact that blows up (rare: a heavy randomised cube squeezed at an edge) flings an
         # object away at absurd speed, and MuJoCo later resets the whole state mid-episode. End
         # the episode there, visibly, rather than train on what follows.
-        diverged = bool(np.abs(self.data.qvel).max() > DIVERGED_SPEED)
+        diverged = self.physics_diverged()
         if diverged:
             log.warning(
                 "physics diverged at step %d (speed %.0f): episode truncated", self._steps, np.abs(self.data.qvel).max()
             )
         info["physics_diverged"] = diverged
+        reward = self._oracle_reward(success, info)
+        truncated = self._steps >= self.task.cfg.max_episode_steps or diverged
+        return self.observe(), reward, terminated, truncated, info
+
+    def ground_truth(self) -> tuple[bool, float]:
+        """Task success and the configured oracle's reward in the state now, between steps (the
+        twin node's real-time mode publishes them on sim/privileged)."""
+        success = self.task.success()
+        return success, self._oracle_reward(success, self._info(success))
+
+    def _oracle_reward(self, success: bool, info: dict) -> float:
         if self.reward_type == "sparse":
-            reward = float(success)
-        elif self.task.cfg.terminate_on_success:
+            return float(success)
+        if self.task.cfg.terminate_on_success:
             # Shifted to [-1, 0], 0 on success: a positive reward per step would pay a policy
             # more for hovering short of success than for the success that ends the episode.
-            reward = 0.0 if success else info["oracle_dense_reward"] - 1.0
-        else:
-            reward = info["oracle_dense_reward"]
-        truncated = self._steps >= self.task.cfg.max_episode_steps or diverged
-        return self._observation(), reward, terminated, truncated, info
+            return 0.0 if success else info["oracle_dense_reward"] - 1.0
+        return info["oracle_dense_reward"]
 
     def render(self):
         """A front view for videos, at VIDEO_SIZE, in the configured render profile."""
@@ -176,6 +195,69 @@ class SimTwinEnv(gym.Env):
         for renderer in self._renderers.values():
             renderer.close()
         self._renderers.clear()
+
+    # the pieces of a step, for drivers that run the twin in real time -------------------------
+    def set_command(self, action) -> None:
+        """Start a control period as step() does: the action (the spec's 7-D, validated as step()
+        validates it) moves the impedance target from the measured TCP pose and sets the gripper.
+        The target then holds until the next command, however many physics steps follow."""
+        self._move_target(self._checked_action(action))
+        self._apply_posture_torque()
+        self._steps_since_posture = 0
+
+    def advance(self, n_physics_steps: int) -> np.ndarray:
+        """Integrate `n_physics_steps` physics steps (sim.physics_dt each) with the controller in
+        the loop; returns the F/T sensor's output at each of them, (n, 6) [N, Nm] in the sensor
+        frame, the n samples a real sensor would have streamed. Episode bookkeeping (step count,
+        success, truncation) is step()'s, not this."""
+        if isinstance(n_physics_steps, bool) or not isinstance(n_physics_steps, int | np.integer):
+            raise ValueError(f"n_physics_steps must be an int, got {type(n_physics_steps).__name__}")
+        if n_physics_steps < 0:
+            raise ValueError(f"n_physics_steps must be >= 0, got {n_physics_steps}")
+        if n_physics_steps == 0:
+            return np.zeros((0, 6))
+        period = self.sim_cfg.substeps
+        parts, done = [], 0
+        while done < n_physics_steps:
+            if self._steps_since_posture == period:  # a period with no new command: the controller runs on
+                self._apply_posture_torque()
+                self._steps_since_posture = 0
+            n = min(n_physics_steps - done, period - self._steps_since_posture)
+            parts.append(self._simulate(n))
+            done += n
+            self._steps_since_posture += n
+        samples = np.concatenate(parts)
+        self._recent_wrench = np.concatenate([self._recent_wrench, samples])[-period:]
+        return samples
+
+    def observe(self) -> dict[str, Any]:
+        """The observation now, as step() returns it (cameras rendered now)."""
+        d = self.data
+        quat = np.zeros(4)
+        mujoco.mju_mat2Quat(quat, d.site_xmat[self._tcp])
+        quat = spec.canonical_quat(quat)
+        velocity = np.zeros(6)  # [angular, linear] in the world frame
+        mujoco.mj_objectVelocity(self.model, d, mujoco.mjtObj.mjOBJ_SITE, self._tcp, velocity, 0)
+        state = {
+            "tcp_pose": np.concatenate([d.site_xpos[self._tcp], quat]).astype(np.float32),
+            "tcp_vel": np.concatenate([velocity[3:], velocity[:3]]).astype(np.float32),
+            "gripper": np.clip([(d.qpos[7] + d.qpos[8]) / (2 * FINGER_MAX_OPENING)], 0.0, 1.0).astype(np.float32),
+            "wrench": WristFTSensor.period_statistics(self._recent_wrench),
+        }
+        if self.sim_cfg.privileged_state:
+            state["task"] = self.task.state().astype(np.float32)
+        if not self.sim_cfg.cameras:
+            return {"state": state}
+        return {"images": self.render_cameras(), "state": state}
+
+    def render_cameras(self) -> dict[str, np.ndarray]:
+        """Every configured camera (sim.cameras) at its rig's size, rendered now."""
+        rigs = self.sim_cfg.camera_rigs
+        return {name: self.render_camera(name, rigs[name].width, rigs[name].height) for name in self.sim_cfg.cameras}
+
+    def physics_diverged(self) -> bool:
+        """Whether some degree of freedom moves faster than anything real (DIVERGED_SPEED)."""
+        return bool(np.abs(self.data.qvel).max() > DIVERGED_SPEED)
 
     # internals ----------------------------------------------------------------------------
     def _checked_action(self, action) -> np.ndarray:
@@ -220,34 +302,14 @@ class SimTwinEnv(gym.Env):
         self.data.mocap_pos[self._target] = self.target_pos
         self.data.mocap_quat[self._target] = _wxyz(self.target_rotation)
 
-    def _simulate_period(self) -> np.ndarray:
-        """Integrate one control period; returns the F/T sensor's output at every physics step."""
-        m, d, raw = self.model, self.data, self._raw_wrench
-        for i in range(len(raw)):
+    def _simulate(self, n: int) -> np.ndarray:
+        """Integrate n physics steps as they are (no controller update); the F/T output at each."""
+        m, d = self.model, self.data
+        raw = np.empty((n, 6))
+        for i in range(n):
             mujoco.mj_step(m, d)
             raw[i] = d.sensordata[self._ft_adr : self._ft_adr + 6]
         return self.ft_sensor.measure(raw, self.np_random)
-
-    def _observation(self) -> dict[str, Any]:
-        d = self.data
-        quat = np.zeros(4)
-        mujoco.mju_mat2Quat(quat, d.site_xmat[self._tcp])
-        quat = spec.canonical_quat(quat)
-        velocity = np.zeros(6)  # [angular, linear] in the world frame
-        mujoco.mj_objectVelocity(self.model, d, mujoco.mjtObj.mjOBJ_SITE, self._tcp, velocity, 0)
-        state = {
-            "tcp_pose": np.concatenate([d.site_xpos[self._tcp], quat]).astype(np.float32),
-            "tcp_vel": np.concatenate([velocity[3:], velocity[:3]]).astype(np.float32),
-            "gripper": np.clip([(d.qpos[7] + d.qpos[8]) / (2 * FINGER_MAX_OPENING)], 0.0, 1.0).astype(np.float32),
-            "wrench": self._wrench,
-        }
-        if self.sim_cfg.privileged_state:
-            state["task"] = self.task.state().astype(np.float32)
-        if not self.sim_cfg.cameras:
-            return {"state": state}
-        rigs = self.sim_cfg.camera_rigs
-        images = {name: self.render_camera(name, rigs[name].width, rigs[name].height) for name in self.sim_cfg.cameras}
-        return {"images": images, "state": state}
 
     def _info(self, success: bool | None = None) -> dict[str, Any]:
         return {

@@ -1,9 +1,12 @@
 """A wrist force-torque sensor as a real one behaves: bias, white noise, a low-pass filter, tare.
 
 The twin reads MuJoCo's ideal force/torque at the flange at every physics step; this class
-turns a control period's worth of those samples into what a real sensor would have streamed,
-and into the statistic the observation carries (mean and max-abs over the period, the spec in
+turns those samples into what a real sensor would have streamed, and a control period's worth
+into the statistic the observation carries (mean and max-abs over the period, the spec in
 ../../shared/ARCHITECTURE.md), so a policy sees impacts shorter than a control period.
+measure() keeps the filter's state between calls: consecutive chunks of any length give, bit for
+bit, what one call on all of them gives (the noise is drawn in sample order), so a real-time
+driver can stream the samples a few at a time.
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ class WristFTSensor:
         self.filter_state = first_raw_sample + self.bias
 
     def measure(self, raw: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Raw samples (n, 6) [N, Nm] -> the sensor's output samples (n, 6)."""
+        """Raw samples (n, 6) [N, Nm], the ones after the previous call's -> the sensor's output (n, 6)."""
+        if len(raw) == 0:  # nothing new: the stream (filter, noise) stays where it is
+            return np.zeros((0, 6))
         noisy = raw + self.bias + rng.normal(0.0, 1.0, raw.shape) * self.noise_std
         if self.alpha < 1.0:
             a = self.alpha

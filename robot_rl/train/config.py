@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from robot_rl.sim.config import ConfigError, check_choice
 
 TRAIN_MODES = ("sync", "async")
+TRANSPORTS = ("inprocess", "ros")
 
 
 @dataclass
@@ -29,11 +30,15 @@ class TrainConfig:
     # weight_push_every updates.
     mode: str = "sync"
     weight_push_every: int = 50
+    # "inprocess": the learner steps its own twin; "ros": it trains on the steps that the actors of
+    # the ROS graph publish (ros_nodes/learner_node.py) and pushes weights to them over DDS.
+    transport: str = "inprocess"
     device: str = "cpu"
     video_episodes: int = 2  # of the final evaluation
 
     def validate(self, key: str = "train") -> None:
         check_choice(self.mode, TRAIN_MODES, f"{key}.mode")
+        check_choice(self.transport, TRANSPORTS, f"{key}.transport")
         for name in ("env_steps", "eval_every", "eval_episodes", "checkpoint_every", "log_every", "weight_push_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{key}.{name}: must be >= 1, got {getattr(self, name)}")

@@ -263,5 +263,6 @@ def test_reset_service_starts_the_next_episode(graph, reference):
     assert future.result().success
     new_stamp, obs = client.observation(after_ns=stamp)
     assert new_stamp > stamp, "sim time never goes back, across episodes too"
+    assert future.result().message == f"new episode, first observation at {new_stamp} ns"
     env_obs, _ = reference.reset()  # the next episode of the same seeded stream
     assert_same_observation(obs, env_obs)

@@ -1,0 +1,116 @@
+"""The ROS graph in one process: every node of robot_rl/robot/graph.py's description, each on
+its own executor thread. `robot-rl graph` runs it until Ctrl-C; `robot-rl train train.transport=ros`
+runs it beside the learner (RosActors), which trains on the steps its actors publish.
+
+ros2 launch (launch/*.launch.py) starts the same description as one process per node.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+import rclpy
+from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+from robot_rl.config import Config
+from robot_rl.robot.graph import NodeSpec, graph_nodes
+
+log = logging.getLogger(__name__)
+
+
+def ros_parameters(parameters: dict) -> list[Parameter]:
+    """Node parameter overrides; an empty list is typed as a string array (rclpy cannot infer it)."""
+    return [
+        Parameter(name, Parameter.Type.STRING_ARRAY, []) if value == [] else Parameter(name, value=value)
+        for name, value in parameters.items()
+    ]
+
+
+def build_node(spec: NodeSpec) -> Node:
+    node_class = getattr(importlib.import_module(spec.node.module), spec.node.class_name)
+    remaps = [arg for old, new in spec.remappings.items() for arg in ("-r", f"{old}:={new}")]
+    return node_class(
+        namespace=spec.namespace or "/",
+        parameter_overrides=ros_parameters(spec.parameters),
+        cli_args=["--ros-args", *remaps] if remaps else None,
+    )
+
+
+@contextmanager
+def running_graph(config: Config, overrides: list[str], extra_nodes: tuple[Node, ...] = ()):
+    """The graph's nodes (and `extra_nodes`) spinning, each on its own executor thread; yields the
+    nodes. rclpy must be initialised; every node is destroyed on exit.
+
+    One single-threaded executor per node rather than one multi-threaded executor for all: a
+    callback that waits (the twin stepping its physics on its own thread) leaves its node's other
+    subscriptions ready but not runnable, and rclpy's MultiThreadedExecutor then polls them in a
+    hot loop that holds the GIL, slowing a lockstep step from milliseconds to a second."""
+    nodes: list[Node] = []
+    executors: list[tuple[SingleThreadedExecutor, threading.Thread]] = []
+    try:
+        for spec in graph_nodes(config, overrides):
+            nodes.append(build_node(spec))
+            log.info("started %s in %s", spec.kind, spec.namespace or "/")
+        for node in (*nodes, *extra_nodes):
+            executor = SingleThreadedExecutor()
+            executor.add_node(node)
+            thread = threading.Thread(target=_spin, args=(executor,), name=node.get_name(), daemon=True)
+            thread.start()
+            executors.append((executor, thread))
+        yield nodes
+    finally:
+        for executor, thread in executors:
+            executor.shutdown()
+            thread.join()
+        for node in nodes:
+            node.destroy_node()
+
+
+def _spin(executor: Executor) -> None:
+    try:
+        executor.spin()
+    except ExternalShutdownException:
+        pass
+
+
+def run_graph(config: Config, overrides: list[str]) -> None:
+    """`robot-rl graph`: until Ctrl-C."""
+    rclpy.init()
+    try:
+        with running_graph(config, overrides):
+            threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        rclpy.try_shutdown()
+
+
+def train_over_ros(config: Config, run_dir: Path, overrides: list[str]) -> dict:
+    """`robot-rl train train.transport=ros`: the learner takes its steps from the graph's actors
+    over DDS (ros.start_graph: the graph runs in this process too; else it runs elsewhere)."""
+    from robot_rl.train.learner import Trainer
+    from ros_nodes.learner_node import RosActors
+
+    rclpy.init()
+    try:
+        trainer = Trainer(config, run_dir)
+        actors = RosActors(config.agent, list(config.ros.namespaces))
+        graph_overrides = [*overrides, f"train.learning_starts={max(0, config.train.learning_starts - trainer.step)}"]
+        if config.ros.start_graph:
+            with running_graph(config, graph_overrides, extra_nodes=(actors,)):
+                return trainer.train(actors)
+        executor = SingleThreadedExecutor()
+        executor.add_node(actors)
+        threading.Thread(target=_spin, args=(executor,), name="learner", daemon=True).start()
+        try:
+            return trainer.train(actors)
+        finally:
+            executor.shutdown()
+    finally:
+        rclpy.try_shutdown()

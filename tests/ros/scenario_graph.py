@@ -1,0 +1,96 @@
+"""The whole graph in one process, as `robot-rl train train.transport=ros` runs it: the twin in
+lockstep, aggregator, safety, actor and recorder, and the learner (RosActors) training on the steps
+the actor publishes and pushing weights back. Runs only inside a loopback-only network namespace
+(test_scenarios.py; see conftest.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rclpy
+
+from robot_rl.config import load_config
+from robot_rl.data.bags import read_episode_bags
+from robot_rl.train.learner import Trainer
+from ros_nodes.graph import running_graph
+from ros_nodes.learner_node import RosActors
+
+STEPS = 60
+MAX_EPISODE_STEPS = 25
+
+
+@pytest.fixture(scope="module")
+def ros():
+    rclpy.init()
+    yield
+    rclpy.try_shutdown()
+
+
+class RecordingActors(RosActors):
+    """RosActors that keeps every step it hands to the trainer."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.received = []
+
+    def get(self):
+        step = super().get()
+        if step is not None:
+            self.received.append(step)
+        return step
+
+
+def test_training_through_the_graph_stores_every_step_pushes_weights_and_records_bags(ros, tmp_path):
+    overrides = [
+        "sim=state",
+        "task=reach",
+        f"task.max_episode_steps={MAX_EPISODE_STEPS}",
+        f"train.env_steps={STEPS}",
+        "train.learning_starts=20",
+        "train.eval_every=1000",
+        "train.eval_episodes=1",
+        "train.video_episodes=0",
+        "train.demo_episodes=1",
+        "train.checkpoint_every=1000",
+        "train.weight_push_every=5",
+        "train.transport=ros",
+        "agent.batch_size=8",
+        "agent.hidden_dims=[16,16]",
+        "agent.num_critics=2",
+        "ros.record=true",
+        f"ros.recorder.directory={tmp_path / 'bags'}",
+    ]
+    config = load_config(overrides)
+    trainer = Trainer(config, tmp_path / "run")
+    actors = RecordingActors(config.agent, list(config.ros.namespaces))
+    with running_graph(config, overrides, extra_nodes=(actors,)) as nodes:
+        trainer.train(actors)
+        actor_node = next(n for n in nodes if type(n).__name__ == "ActorNode")
+        weight_version = actor_node.actor.counters.weight_version
+        safety_node = next(n for n in nodes if type(n).__name__ == "SafetyNode")
+        safety_status = safety_node.filter.status
+
+    steps = actors.received
+    assert len(steps) == STEPS and actors.bad_steps == 0
+    assert int(trainer.online.has_next.sum()) == STEPS
+    # consecutive steps of an episode chain: one's next observation is the next one's observation
+    for previous, step in zip(steps, steps[1:], strict=False):
+        if step.episode == previous.episode:
+            assert step.step == previous.step + 1
+            np.testing.assert_array_equal(step.obs["state"]["tcp_pose"], previous.next_obs["state"]["tcp_pose"])
+            assert step.stamp_ns > previous.stamp_ns
+    # the task's step limit ends episodes (reach on a random-then-untrained policy rarely succeeds)
+    ends = [s for s in steps if s.terminated or s.truncated]
+    assert ends and all(s.terminated or s.step == MAX_EPISODE_STEPS - 1 for s in ends)
+    # the executed action is what the twin did: the reward is the twin's oracle, in [0, 1] (sparse)
+    assert all(s.reward in (0.0, 1.0) for s in steps)
+    assert weight_version > 0, "the actor never loaded weights pushed by the learner"
+    assert safety_status.startswith("RUNNING"), safety_status
+
+    # The recorder took the same steps (and the ones the actor made while the learner evaluated
+    # and saved at the end): in episode order, their actions start with the learner's.
+    episodes = read_episode_bags(tmp_path / "bags")
+    assert any(e.terminated or e.truncated for e in episodes), "no finished episode was recorded"
+    recorded = np.concatenate([e.actions for e in episodes])
+    assert len(recorded) >= STEPS
+    np.testing.assert_array_equal(recorded[:STEPS], np.stack([s.action for s in steps]))

@@ -1,0 +1,78 @@
+"""The graph's node set (robot_rl/robot/graph.py) and the launch files built from it: every node
+named exists (module, class, console script), parameters come from the composed config, and the
+launch files compile and use the description rather than a copy of it. Starts no node."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import importlib.util
+from pathlib import Path
+
+import pytest
+import tomllib
+
+from robot_rl.config import load_config
+from robot_rl.robot.graph import NODE_KINDS, graph_nodes
+
+REPO = Path(__file__).resolve().parents[2]
+LAUNCH_FILES = sorted((REPO / "launch").glob("*.launch.py"))
+
+
+def test_every_node_kind_names_a_module_class_and_console_script():
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    for kind, node in NODE_KINDS.items():
+        module = importlib.import_module(node.module)
+        assert hasattr(module, node.class_name), f"{kind}: {node.module} has no {node.class_name}"
+        assert callable(getattr(module, "main", None)), f"{kind}: {node.module} has no main()"
+        assert scripts.get(node.executable) == f"{node.module}:main", f"{kind}: console script {node.executable}"
+
+
+def test_the_twin_graph_per_namespace_with_the_same_overrides():
+    overrides = ["task=reach", "ros.namespaces=[/robot_a,/robot_b]", "ros.record=true"]
+    specs = graph_nodes(load_config(overrides), overrides)
+    for namespace in ("/robot_a", "/robot_b"):
+        kinds = [s.kind for s in specs if s.namespace == namespace]
+        assert kinds == ["twin", "aggregator", "safety", "actor", "recorder"]
+    assert all(s.parameters["config_overrides"] == overrides and s.parameters["use_sim_time"] for s in specs)
+    actor = next(s for s in specs if s.kind == "actor")
+    assert actor.parameters["reset_service"] == "sim_twin/reset"
+
+
+def test_a_real_robot_graph_has_no_twin_runs_on_wall_time_and_remaps_the_drivers_topics():
+    overrides = ["ros.twin=false", "ros.teleop=true", "ros.remappings=['tcp/pose:=/franka/ee_pose']"]
+    specs = graph_nodes(load_config(overrides), overrides)
+    assert [s.kind for s in specs] == ["aggregator", "safety", "actor", "teleop"]
+    assert not any(s.parameters["use_sim_time"] for s in specs)
+    assert all(s.remappings == {"tcp/pose": "/franka/ee_pose"} for s in specs)
+
+
+@pytest.mark.parametrize("path", LAUNCH_FILES, ids=[p.name for p in LAUNCH_FILES])
+def test_launch_files_compile_and_start_the_described_graph(path):
+    tree = ast.parse(path.read_text(), filename=str(path))
+    compile(tree, str(path), "exec")
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) for alias in node.names}
+    assert "graph_launch_description" in imported, f"{path.name} does not build on the graph description"
+    functions = {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
+    assert "generate_launch_description" in functions
+
+
+def test_there_are_both_launch_files():
+    assert {p.name for p in LAUNCH_FILES} == {"sim.launch.py", "real.launch.py"}
+
+
+@pytest.mark.skipif(importlib.util.find_spec("launch_ros") is None, reason="launch_ros is not installable here")
+@pytest.mark.parametrize("path", LAUNCH_FILES, ids=[p.name for p in LAUNCH_FILES])
+def test_launch_files_expand_to_nodes_where_launch_ros_exists(path):  # pragma: no cover - workstations only
+    from launch import LaunchContext
+    from launch.actions import OpaqueFunction
+
+    spec = importlib.util.spec_from_file_location(path.stem.replace(".", "_"), path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    description = module.generate_launch_description()
+    context = LaunchContext()
+    context.launch_configurations["overrides"] = "task=reach"
+    opaque = next(e for e in description.entities if isinstance(e, OpaqueFunction))
+    nodes = opaque.execute(context)
+    assert nodes and all(n.node_executable.startswith("robot-rl-") for n in nodes)
