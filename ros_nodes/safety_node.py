@@ -12,8 +12,8 @@ Topics (relative names: one namespace per robot)
                                 the callback checks the sample's force and torque, nothing more)
     cameras/<cam>/image_raw     sensor_msgs/Image, sensor-data QoS, for each of config.cameras:
                                 only the stamp is read, to notice a camera that stops
-                                (on sim time, i.e. the twin in lockstep, all three RELIABLE +
-                                TRANSIENT_LOCAL depth 1: a late joiner gets the twin's latest)
+                                (parameter lockstep, the twin in lockstep: all three RELIABLE +
+                                TRANSIENT_LOCAL depth 1, so a late joiner gets the twin's latest)
     actor/target_pose           geometry_msgs/PoseStamped (config.command_interface "pose"), or
     actor/twist                 geometry_msgs/TwistStamped ("twist"), RELIABLE depth 10
     actor/gripper               std_msgs/Float64, the spec's gripper command, RELIABLE depth 10
@@ -93,9 +93,10 @@ class SafetyNode(Node):
             self.create_subscription(TwistStamped, "actor/twist", self._on_twist, COMMAND_QOS)
         self.gripper_publisher = self.create_publisher(Float64, "command/gripper", COMMAND_QOS)
         self.create_subscription(Float64, "actor/gripper", self._on_gripper, COMMAND_QOS)
-        # On sim time the sensors are the twin in lockstep, whose latched (transient-local) messages
-        # only a transient-local subscriber gets when it joins late; drivers publish volatile.
-        lockstep = self.get_parameter("use_sim_time").value
+        # The twin in lockstep latches its messages (transient local), which only a transient-local
+        # subscriber gets when it joins late; drivers publish volatile, which such a subscriber
+        # would not match.
+        lockstep = self._parameter("lockstep", False, "the sensors are the twin in lockstep (latched topics)")
         sensor_qos = LATCHED if lockstep else qos_profile_sensor_data
         self.create_subscription(PoseStamped, "tcp/pose", self._on_pose, sensor_qos)
         self.create_subscription(

@@ -70,6 +70,8 @@ def graph_nodes(config: Config, overrides: list[str]) -> list[NodeSpec]:
                 parameters["mode"] = ros.twin_mode
             if kind == "actor":
                 parameters["reset_service"] = ros.reset_service
+            if kind == "safety":
+                parameters["lockstep"] = lockstep
             remappings = dict(rule.split(":=", 1) for rule in ros.remappings)
             nodes.append(NodeSpec(kind, namespace, parameters, remappings))
     return nodes

@@ -1,4 +1,4 @@
-"""The aggregator node fed over ROS 2 by a test node in the same process (one MultiThreadedExecutor):
+"""The aggregator node fed over ROS 2 by a test node in the same process (each on its own executor thread):
 synthetic streams in stamped mode (values, exactly one observation per stamp, bad messages dropped
 and logged), a real-time run in timer mode (30 Hz 640x480 frames resized on the node, 250 Hz wrench,
 then a camera that stops), and the twin node in lockstep. Runs only inside a loopback-only network
@@ -16,7 +16,7 @@ import pytest
 import rclpy
 from geometry_msgs.msg import PoseStamped, TwistStamped, WrenchStamped
 from rcl_interfaces.msg import Log
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -126,17 +126,21 @@ def ros():
 
 
 def spin(*nodes: Node):
-    executor = MultiThreadedExecutor(num_threads=4)
-    for node in nodes:
+    """Each node on its own single-threaded executor, as `robot-rl graph` runs them (a shared
+    MultiThreadedExecutor polls busy callback groups in a loop that holds the GIL)."""
+    executors = [SingleThreadedExecutor() for _ in nodes]
+    spinners = []
+    for executor, node in zip(executors, nodes, strict=True):
         executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
-    return executor, spinner
+        spinners.append(threading.Thread(target=executor.spin, daemon=True))
+        spinners[-1].start()
+    return executors, spinners
 
 
-def stop(executor, spinner, *nodes: Node) -> None:
-    executor.shutdown()
-    spinner.join(timeout=TIMEOUT)
+def stop(executors, spinners, *nodes: Node) -> None:
+    for executor, spinner in zip(executors, spinners, strict=True):
+        executor.shutdown()
+        spinner.join(timeout=TIMEOUT)
     for node in nodes:
         node.destroy_node()
 
