@@ -1,6 +1,7 @@
 """The ROS graph in one process: every node of robot_rl/robot/graph.py's description, each on
 its own executor thread. `robot-rl graph` runs it until Ctrl-C; `robot-rl train train.transport=ros`
-runs it beside the learner (RosActors), which trains on the steps its actors publish.
+runs that as a child process beside the learner (RosActors), which trains on the steps its actors
+publish.
 
 ros2 launch (launch/*.launch.py) starts the same description as one process per node.
 """
@@ -9,6 +10,9 @@ from __future__ import annotations
 
 import importlib
 import logging
+import signal
+import subprocess
+import sys
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,11 +21,13 @@ import rclpy
 from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.signals import SignalHandlerOptions
 
 from robot_rl.config import Config
 from robot_rl.robot.graph import NodeSpec, graph_nodes
 
 log = logging.getLogger(__name__)
+GRAPH_STOP_S = 30.0  # for the child graph to close its nodes (and bags) after Ctrl-C
 
 
 def ros_parameters(parameters: dict) -> list[Parameter]:
@@ -80,8 +86,14 @@ def _spin(executor: Executor) -> None:
 
 
 def run_graph(config: Config, overrides: list[str]) -> None:
-    """`robot-rl graph`: until Ctrl-C."""
-    rclpy.init()
+    """`robot-rl graph`: until Ctrl-C or SIGTERM. rclpy's own signal handlers would invalidate the
+    context under callbacks still publishing; instead the signal ends the wait here, and the nodes'
+    executors stop before the context does."""
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+    # Ctrl-C, and SIGTERM as ros2 launch sends it, raise KeyboardInterrupt here (also where a shell
+    # started this in the background with SIGINT ignored)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.default_int_handler)
     try:
         with running_graph(config, overrides):
             threading.Event().wait()
@@ -92,25 +104,39 @@ def run_graph(config: Config, overrides: list[str]) -> None:
 
 
 def train_over_ros(config: Config, run_dir: Path, overrides: list[str]) -> dict:
-    """`robot-rl train train.transport=ros`: the learner takes its steps from the graph's actors
-    over DDS (ros.start_graph: the graph runs in this process too; else it runs elsewhere)."""
+    """`robot-rl train train.transport=ros`: the learner takes its steps from the graph's actors over
+    DDS and pushes weights back. With ros.start_graph the graph runs as a child process
+    (`robot-rl graph`, in this process's network namespace and ROS domain): in this process its
+    nodes would compete with the learner's updates for the GIL. Else it runs elsewhere."""
     from robot_rl.train.learner import Trainer
     from ros_nodes.learner_node import RosActors
 
     rclpy.init()
+    graph = None
     try:
         trainer = Trainer(config, run_dir)
         actors = RosActors(config.agent, list(config.ros.namespaces))
-        graph_overrides = [*overrides, f"train.learning_starts={max(0, config.train.learning_starts - trainer.step)}"]
         if config.ros.start_graph:
-            with running_graph(config, graph_overrides, extra_nodes=(actors,)):
-                return trainer.train(actors)
+            # a resumed run's actors act randomly only for what is left of learning_starts
+            random_steps = max(0, config.train.learning_starts - trainer.step)
+            graph_overrides = [*overrides, f"train.learning_starts={random_steps}"]
+            graph = subprocess.Popen([sys.executable, "-m", "robot_rl.cli", "graph", *graph_overrides])
+            log.info("graph started as process %d", graph.pid)
         executor = SingleThreadedExecutor()
         executor.add_node(actors)
-        threading.Thread(target=_spin, args=(executor,), name="learner", daemon=True).start()
+        spinner = threading.Thread(target=_spin, args=(executor,), name="learner", daemon=True)
+        spinner.start()
         try:
             return trainer.train(actors)
         finally:
             executor.shutdown()
+            spinner.join()
+            actors.destroy_node()
     finally:
+        if graph is not None:
+            graph.send_signal(signal.SIGINT)  # robot-rl graph's Ctrl-C: nodes close (bags included)
+            try:
+                graph.wait(timeout=GRAPH_STOP_S)
+            except subprocess.TimeoutExpired:
+                graph.kill()
         rclpy.try_shutdown()

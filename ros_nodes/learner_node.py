@@ -80,9 +80,6 @@ class RosActors(Node):
                     self.get_logger().warning(f"no step from any actor for {waited:.0f} s; waiting")
         return None
 
-    def pending(self) -> bool:
-        return not self.steps.empty()
-
     def push_weights(self, actor_state: dict[str, torch.Tensor], version: int) -> None:
         message = convert.tree_to_blob(WeightsMessage(version, actor_state, self.agent_config).to_tree())
         for publisher in self._weights:

@@ -319,14 +319,13 @@ class Trainer:
                 self.step += 1
                 bar.update(1)
                 metrics = {}
-                # Train on every arriving step at least; keep training while the actors are busy.
-                while self.step >= c.learning_starts:
+                # One update (utd_ratio critic steps) per executed step, as in sync mode: the
+                # update-to-data ratio is the configured one however fast the actors run.
+                if self.step >= c.learning_starts:
                     metrics = self._update()
                     updates += 1
                     if updates % c.weight_push_every == 0:
                         actors.push_weights(_cpu(self.agent.actor_state_dict()), updates)
-                    if actors.pending() or self.step >= c.env_steps:
-                        break
                 self._periodic(self.step, metrics, episode_ends, start, t0, updates, bar)
         finally:
             actors.close()
@@ -454,9 +453,6 @@ class Actors(Protocol):
     def get(self) -> StepMessage | None:
         """The next executed step, waiting for it; None when no more will come."""
 
-    def pending(self) -> bool:
-        """Whether a step is waiting."""
-
     def push_weights(self, actor_state: dict[str, torch.Tensor], version: int) -> None: ...
 
     def close(self) -> None: ...
@@ -529,9 +525,6 @@ class ThreadActor:
         if step is None and self.error is not None:
             raise RuntimeError("the actor thread failed") from self.error
         return step
-
-    def pending(self) -> bool:
-        return not self.steps.empty()
 
     def push_weights(self, actor_state: dict[str, torch.Tensor], version: int) -> None:
         with self.weights_lock:

@@ -37,9 +37,6 @@ class ScriptedActors:
     def get(self):
         return self.steps.pop(0) if self.steps else None
 
-    def pending(self):
-        return bool(self.steps)
-
     def push_weights(self, actor_state, version):
         self.pushes.append(version)
 
