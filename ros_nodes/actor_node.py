@@ -41,26 +41,23 @@ import re
 import threading
 
 import numpy as np
-import rclpy
 import torch
 from geometry_msgs.msg import PoseStamped, TwistStamped
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
-from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Bool, Empty, Float32MultiArray, Float64, String, UInt8MultiArray
 from std_srvs.srv import Trigger
 
 from robot_rl.agents import make_agent
-from robot_rl.config import Config, ConfigError, load_config
+from robot_rl.config import Config, ConfigError
 from robot_rl.robot.actor import EpisodeActor, oracle_reward
 from robot_rl.robot.messages import ObservationMessage, WeightsMessage
 from robot_rl.spec import ACTION_DIM, flatten_state
 from robot_rl.train.learner import policy_camera_sizes
 from ros_nodes import convert
+from ros_nodes.node_process import composed_config, declare, spin_node_process
 
 FIRST_OBSERVATION = re.compile(r"first observation at (\d+) ns")  # in the twin's reset reply
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -71,11 +68,10 @@ COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 class ActorNode(Node):
     def __init__(self, config: Config | None = None, **kwargs):
         super().__init__("actor", **kwargs)
-        overrides = self._parameter("config_overrides", [], "Hydra overrides (when no config is passed in)")
-        self.config = config if config is not None else load_config(list(overrides))
+        self.config = config if config is not None else composed_config(self)
         self.interface = self.config.robot.command_interface
-        self.base_frame = self._parameter("base_frame", "panda_link0", "frame of the commands")
-        reset_service = self._parameter("reset_service", "sim_twin/reset", "std_srvs/Trigger resetting the robot")
+        self.base_frame = declare(self, "base_frame", "panda_link0", "frame of the commands")
+        reset_service = declare(self, "reset_service", "sim_twin/reset", "std_srvs/Trigger resetting the robot")
         if not self.config.reward.is_oracle:
             raise ConfigError(
                 f"reward: {self.config.reward.name!r} is a learned reward; over ROS the actor takes the twin's "
@@ -129,13 +125,6 @@ class ActorNode(Node):
         self._start_timer = self.create_timer(
             0.1, self._request_first_reset, clock=Clock(clock_type=ClockType.STEADY_TIME)
         )
-
-    def _parameter(self, name: str, default, description: str):
-        descriptor = ParameterDescriptor(description=description)
-        if default == []:  # rclpy types an empty list as a byte array: declare the type, no value
-            parameter = self.declare_parameter(name, Parameter.Type.STRING_ARRAY, descriptor)
-            return parameter.value if parameter.type_ != Parameter.Type.NOT_SET else []
-        return self.declare_parameter(name, default, descriptor).value
 
     # policy and weights ---------------------------------------------------------------------
     def _act(self, obs: dict) -> np.ndarray:
@@ -269,17 +258,7 @@ class ActorNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = ActorNode()
-    executor = MultiThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_node_process(ActorNode, args)
 
 
 if __name__ == "__main__":

@@ -39,9 +39,9 @@ exclusive callback groups, one per camera, one for the wrench, one for the robot
 samples stay in order, and on a multi-threaded executor a camera's decode and resize (OpenCV lets
 go of the GIL) run beside the 1 kHz wrench; the aggregator locks its own state.
 
-Configuration: an AggregatorConfig passed to the constructor, or else the string-array parameter
-`config_overrides` (dotlist overrides of AggregatorConfig's defaults, e.g. [tick=stamped,
-cameras.front.width=64]).
+Configuration: an AggregatorConfig passed to the constructor, or else the graph's config composed
+from the `config_overrides` parameter (RosConfig.aggregator_for: cameras and rate from the sim
+config, the rest from ros.aggregator).
 
 Bad input (wrong encoding or size, truncated data, NaN/inf, another frame, stamps going back, a
 damaged blob) is dropped and counted, and logged with the topic and the reason; a tick that yields
@@ -57,19 +57,14 @@ import re
 import threading
 import time
 
-import rclpy
 from geometry_msgs.msg import PoseStamped, TwistStamped, WrenchStamped
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import String, UInt8MultiArray
 
-from robot_rl.config import load_config
 from robot_rl.robot.aggregator import (
     JOINTS,
     POSE,
@@ -83,6 +78,7 @@ from robot_rl.robot.aggregator import (
 )
 from robot_rl.robot.messages import ObservationMessage
 from ros_nodes import convert
+from ros_nodes.node_process import composed_config, spin_node_process
 
 LOG_INTERVAL_S = 1.0
 OBSERVATION_QOS = QoSProfile(
@@ -104,9 +100,7 @@ class AggregatorNode(Node):
     def __init__(self, config: AggregatorConfig | None = None, **kwargs):
         super().__init__("aggregator", **kwargs)
         if config is None:
-            descriptor = ParameterDescriptor(description="Hydra overrides, e.g. [ros.aggregator.max_age.camera=0.2]")
-            parameter = self.declare_parameter("config_overrides", Parameter.Type.STRING_ARRAY, descriptor)
-            composed = load_config(parameter.value if parameter.type_ != Parameter.Type.NOT_SET else [])
+            composed = composed_config(self)
             config = composed.ros.aggregator_for(composed.sim)
         self.config = config
         self.stamped = config.tick == "stamped"
@@ -227,21 +221,13 @@ class AggregatorNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    """`python -m ros_nodes.aggregator_node --ros-args -p 'config_overrides:=[tick=stamped]'`, inside
+    """`python -m ros_nodes.aggregator_node --ros-args -p 'config_overrides:=[ros.twin=false]'`, inside
     a loopback-only network namespace unless the machine's DDS is meant to be reachable.
 
     In a process of its own the node spins single-threaded: its callbacks never block, and rclpy's
     MultiThreadedExecutor costs about twice the CPU per message (measured here with a 1 kHz wrench:
     ~0.35 ms per message single-threaded, ~0.6 ms multi-threaded, almost all of it the executor's)."""
-    rclpy.init(args=args)
-    node = AggregatorNode()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):  # Ctrl-C, or SIGTERM from ros2 launch
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_node_process(AggregatorNode, args)
 
 
 if __name__ == "__main__":

@@ -25,18 +25,14 @@ from __future__ import annotations
 
 import logging
 
-import rclpy
-from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Empty, UInt8MultiArray
 
-from robot_rl.config import load_config
 from robot_rl.data.bags import EpisodeRecorder, RecorderConfig
 from robot_rl.robot.messages import StepMessage
 from ros_nodes import convert
+from ros_nodes.node_process import composed_config, spin_node_process
 
 STEPS_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -46,9 +42,7 @@ class RecorderNode(Node):
     def __init__(self, config: RecorderConfig | None = None, **kwargs):
         super().__init__("recorder", **kwargs)
         if config is None:
-            descriptor = ParameterDescriptor(description="Hydra overrides, e.g. [ros.recorder.directory=/data/bags]")
-            parameter = self.declare_parameter("config_overrides", Parameter.Type.STRING_ARRAY, descriptor)
-            config = load_config(parameter.value if parameter.type_ != Parameter.Type.NOT_SET else []).ros.recorder
+            config = composed_config(self).ros.recorder
         self.recorder = EpisodeRecorder(config, log=self._log)
         self.dropped = 0  # step messages that could not be recorded
         self.create_subscription(UInt8MultiArray, "steps", self._on_step, STEPS_QOS)
@@ -84,15 +78,7 @@ class RecorderNode(Node):
 def main(args: list[str] | None = None) -> None:
     """`python -m ros_nodes.recorder_node --ros-args -p 'config_overrides:=[ros.recorder.directory=/data/bags]'`,
     inside a loopback-only network namespace unless the machine's DDS is meant to be reachable."""
-    rclpy.init(args=args)
-    node = RecorderNode()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):  # Ctrl-C, or SIGTERM from ros2 launch
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_node_process(RecorderNode, args)
 
 
 if __name__ == "__main__":

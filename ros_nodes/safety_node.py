@@ -46,20 +46,16 @@ import time
 from collections import Counter
 from functools import partial
 
-import rclpy
 from geometry_msgs.msg import PoseStamped, TwistStamped, WrenchStamped
-from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_msgs.msg import Float64, String
 from std_srvs.srv import Trigger
 
-from robot_rl.config import load_config
 from robot_rl.robot.safety import RUNNING, WAITING, Command, SafetyConfig, SafetyFilter
 from ros_nodes import convert
+from ros_nodes.node_process import composed_config, declare, spin_node_process
 
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -70,12 +66,9 @@ SENSOR_LOG_PERIOD = 1.0  # s between two log lines about bad sensor messages
 class SafetyNode(Node):
     def __init__(self, config: SafetyConfig | None = None, **kwargs):
         super().__init__("safety", **kwargs)
-        self.base_frame = self._parameter("base_frame", "panda_link0", "frame of the TCP pose and the commands")
+        self.base_frame = declare(self, "base_frame", "panda_link0", "frame of the TCP pose and the commands")
         if config is None:
-            overrides = self._parameter(
-                "config_overrides", [], "Hydra overrides; the limits are ros.safety (when no config is passed)"
-            )
-            config = load_config(list(overrides)).ros.safety
+            config = composed_config(self).ros.safety
         self.filter = SafetyFilter(config)
         self.messages: Counter[str] = Counter()  # received, per topic
         self.bad_messages: Counter[str] = Counter()  # unreadable, per topic
@@ -96,7 +89,7 @@ class SafetyNode(Node):
         # The twin in lockstep latches its messages (transient local), which only a transient-local
         # subscriber gets when it joins late; drivers publish volatile, which such a subscriber
         # would not match.
-        lockstep = self._parameter("lockstep", False, "the sensors are the twin in lockstep (latched topics)")
+        lockstep = declare(self, "lockstep", False, "the sensors are the twin in lockstep (latched topics)")
         sensor_qos = LATCHED if lockstep else qos_profile_sensor_data
         self.create_subscription(PoseStamped, "tcp/pose", self._on_pose, sensor_qos)
         self.create_subscription(
@@ -110,13 +103,6 @@ class SafetyNode(Node):
         self.create_service(Trigger, "safety/reset", self._on_reset)
         self.create_service(Trigger, "safety/resume", self._on_resume)
         self._report()
-
-    def _parameter(self, name: str, default, description: str):
-        descriptor = ParameterDescriptor(description=description)
-        if default == []:  # rclpy types an empty list as a byte array: declare the type, no value
-            parameter = self.declare_parameter(name, Parameter.Type.STRING_ARRAY, descriptor)
-            return parameter.value if parameter.type_ != Parameter.Type.NOT_SET else []
-        return self.declare_parameter(name, default, descriptor).value
 
     def _now(self) -> int:
         return self.get_clock().now().nanoseconds
@@ -262,15 +248,7 @@ class SafetyNode(Node):
 def main(args: list[str] | None = None) -> None:
     """`python -m ros_nodes.safety_node --ros-args -p 'config_overrides:=[robot=panda]' -p use_sim_time:=true`,
     inside a loopback-only network namespace unless the machine's DDS is meant to be reachable."""
-    rclpy.init(args=args)
-    node = SafetyNode()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):  # Ctrl-C, or SIGTERM from ros2 launch
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_node_process(SafetyNode, args)
 
 
 if __name__ == "__main__":

@@ -36,18 +36,14 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
-import rclpy
 from geometry_msgs.msg import Twist, TwistStamped
-from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Joy
 from std_msgs.msg import Bool, Empty, Float32MultiArray, Float64
 
-from robot_rl.config import load_config
 from robot_rl.robot.teleop import KeyboardReader, TeleopConfig, TeleopMapper, TeleopOutput
+from ros_nodes.node_process import composed_config, spin_node_process
 
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -59,9 +55,7 @@ class TeleopNode(Node):
         """`keyboard_fd`: the terminal the keyboard device reads (stdin by default)."""
         super().__init__("teleop", **kwargs)
         if config is None:
-            descriptor = ParameterDescriptor(description="Hydra overrides, e.g. [teleop=keyboard] (without a config)")
-            overrides = self.declare_parameter("config_overrides", Parameter.Type.STRING_ARRAY, descriptor)
-            config = load_config(overrides.value if overrides.type_ != Parameter.Type.NOT_SET else []).teleop
+            config = composed_config(self).teleop
         self.config = config
         self.mapper = TeleopMapper(config)
         self.bad_messages: Counter[str] = Counter()  # dropped, per input
@@ -181,15 +175,7 @@ def main(args: list[str] | None = None) -> None:
     """`python -m ros_nodes.teleop_node --ros-args -p 'config_overrides:=[teleop=keyboard]'` (default: a
     SpaceMouse on spacenav/joy), inside a loopback-only network namespace unless the machine's DDS is
     meant to be reachable."""
-    rclpy.init(args=args)
-    node = TeleopNode()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):  # Ctrl-C, or SIGTERM from ros2 launch
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_node_process(TeleopNode, args)
 
 
 if __name__ == "__main__":

@@ -84,12 +84,8 @@ from dataclasses import dataclass
 
 import mujoco
 import numpy as np
-import rclpy
 from geometry_msgs.msg import PoseStamped, TwistStamped, WrenchStamped
-from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
@@ -97,10 +93,10 @@ from std_msgs.msg import Float64, UInt8MultiArray
 from std_srvs.srv import Trigger
 
 from robot_rl import spec
-from robot_rl.config import load_config
 from robot_rl.robot.config import RealtimeConfig
 from robot_rl.rollout import make_env
 from ros_nodes import convert
+from ros_nodes.node_process import composed_config, declare, spin_node_process
 
 MODES = ("lockstep", "realtime")
 JOINTS = [f"joint{i}" for i in range(1, 8)] + ["finger_joint1", "finger_joint2"]  # the twin's MJCF names
@@ -156,15 +152,12 @@ class TwinNode(Node):
     def __init__(self, realtime: RealtimeConfig | None = None, **kwargs):
         """`realtime`: the real-time mode's rates (default: the composed config's ros.realtime)."""
         super().__init__("sim_twin", **kwargs)
-        overrides = self._parameter(
-            "config_overrides", [], "Hydra overrides of the twin's config, e.g. [task=reach, sim.cameras=[front]]"
-        )
-        seed = self._parameter("seed", -1, "seed of the first episode; -1: the config's seed")
-        mode = self._parameter("mode", "lockstep", "lockstep: one env step per command; realtime: wall clock")
-        self.base_frame = self._parameter("base_frame", "panda_link0", "frame of the TCP pose, twist and commands")
-        self.ft_frame = self._parameter("ft_frame", "panda_ft_sensor", "frame of the wrench")
-        joint_prefix = self._parameter("joint_prefix", "panda_", "prefix of the published joint names")
-        config = load_config(list(overrides))
+        seed = declare(self, "seed", -1, "seed of the first episode; -1: the config's seed")
+        mode = declare(self, "mode", "lockstep", "lockstep: one env step per command; realtime: wall clock")
+        self.base_frame = declare(self, "base_frame", "panda_link0", "frame of the TCP pose, twist and commands")
+        self.ft_frame = declare(self, "ft_frame", "panda_ft_sensor", "frame of the wrench")
+        joint_prefix = declare(self, "joint_prefix", "panda_", "prefix of the published joint names")
+        config = composed_config(self)
         self.realtime_cfg = realtime if realtime is not None else config.ros.realtime
         if mode not in MODES:
             raise ValueError(f"parameter mode: {mode!r} is not a mode; valid: {', '.join(MODES)}")
@@ -212,13 +205,6 @@ class TwinNode(Node):
         self.reset(config.seed if seed < 0 else seed)
         if self.realtime:
             self._sim_thread.submit(self._tick)
-
-    def _parameter(self, name: str, default, description: str):
-        descriptor = ParameterDescriptor(description=description)
-        if default == []:  # rclpy types an empty list as a byte array: declare the type, no value
-            parameter = self.declare_parameter(name, Parameter.Type.STRING_ARRAY, descriptor)
-            return parameter.value if parameter.type_ != Parameter.Type.NOT_SET else []
-        return self.declare_parameter(name, default, descriptor).value
 
     def _realtime_setup(self, physics_dt: float) -> tuple[QoSProfile, QoSProfile]:
         """The loop's state, and the QoS of its streams (wrench, then cameras and state)."""
@@ -481,15 +467,7 @@ def main(args: list[str] | None = None) -> None:
     """`python -m ros_nodes.twin_node --ros-args -p 'config_overrides:=[task=reach, "sim.cameras=[front]"]'`
     (an override holding brackets is quoted: the value is YAML; add `-p mode:=realtime` for the wall
     clock), inside a loopback-only network namespace unless the machine's DDS is meant to be reachable."""
-    rclpy.init(args=args)
-    node = TwinNode()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):  # Ctrl-C, or SIGTERM from ros2 launch
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_node_process(TwinNode, args)
 
 
 if __name__ == "__main__":
