@@ -25,6 +25,7 @@ from typing import Protocol
 
 import numpy as np
 from gymnasium import spaces
+from scipy.spatial.transform import Rotation
 
 ACTION_DIM = 7
 ACTION_LAYOUT = "[dx dy dz drx dry drz gripper]"
@@ -76,3 +77,39 @@ def gripper_closed_after(command: float, closed: bool) -> bool:
     if command < -GRIPPER_DEADBAND:
         return False
     return closed
+
+
+# Poses and actions ----------------------------------------------------------------------------
+def quat_rotation(quat_wxyz: np.ndarray) -> Rotation:
+    w, x, y, z = quat_wxyz
+    return Rotation.from_quat([x, y, z, w])
+
+
+def rotation_quat(rotation: Rotation) -> np.ndarray:
+    """[w x y z], the spec's quaternion order (scipy's is scalar last)."""
+    x, y, z, w = rotation.as_quat()
+    return np.array([w, x, y, z])
+
+
+def action_to_target_pose(
+    action: np.ndarray, tcp_pose: np.ndarray, max_translation_step: float, max_rotation_step: float
+) -> np.ndarray:
+    """The impedance target [x y z qw qx qy qz] that an action (its first 6 entries) asks for from
+    the measured pose `tcp_pose`: translated by action[:3] * max_translation_step and rotated, in
+    the base frame, by the rotation vector action[3:6] * max_rotation_step (what the twin does, and
+    SERL on the real Franka). No workspace clipping: the robot side (twin, safety filter) clips."""
+    a = np.asarray(action, dtype=np.float64)
+    position = tcp_pose[:3] + a[:3] * max_translation_step
+    rotation = Rotation.from_rotvec(a[3:6] * max_rotation_step) * quat_rotation(tcp_pose[3:])
+    return np.concatenate([position, canonical_quat(rotation_quat(rotation))])
+
+
+def target_pose_to_action(
+    target_pose: np.ndarray, tcp_pose: np.ndarray, max_translation_step: float, max_rotation_step: float
+) -> np.ndarray:
+    """The inverse of action_to_target_pose: the 6 motion entries of the action that move the
+    measured pose `tcp_pose` to `target_pose`. Entries beyond [-1, 1] (a target further than one
+    control step) are returned as they are; the env clips them as it clips any action."""
+    translation = (target_pose[:3] - tcp_pose[:3]) / max_translation_step
+    turn = quat_rotation(target_pose[3:]) * quat_rotation(tcp_pose[3:]).inv()
+    return np.concatenate([translation, turn.as_rotvec() / max_rotation_step])

@@ -27,7 +27,7 @@ reply), or with the first one after the reply (a robot's reset service, which na
 an episode's last step the actor asks for the next reset at once.
 
 The commands go to the safety node (actor/* -> command/*), never straight to the controller.
-The target pose is the measured pose moved by the action (convert.action_to_target_pose); the
+The target pose is the measured pose moved by the action (spec.action_to_target_pose); the
 twist is the action scaled to the robot's per-step maxima over one control period.
 
 Weights are decoded on their own callback group, so a large blob never delays a control tick, and
@@ -50,6 +50,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Bool, Empty, Float32MultiArray, Float64, String, UInt8MultiArray
 from std_srvs.srv import Trigger
 
+from robot_rl import spec
 from robot_rl.agents import make_agent
 from robot_rl.config import Config, ConfigError
 from robot_rl.robot.actor import EpisodeActor, oracle_reward
@@ -248,7 +249,7 @@ class ActorNode(Node):
         stamp = message.stamp_ns
         if self.interface == "pose":
             tcp_pose = message.obs["state"]["tcp_pose"].astype(np.float64)
-            target = convert.action_to_target_pose(action, tcp_pose, r.max_translation_step, r.max_rotation_step)
+            target = spec.action_to_target_pose(action, tcp_pose, r.max_translation_step, r.max_rotation_step)
             self._command.publish(convert.tcp_pose_to_pose(target, stamp, self.base_frame))
         else:
             period = 1.0 / self.config.sim.control_hz

@@ -22,7 +22,7 @@ Robot state and commands (spec layout, float64; the spec's observation casts to 
   tcp_vel   [vx vy vz wx wy wz] (m/s, rad/s, base frame) <-> geometry_msgs/TwistStamped
   wrench    [fx fy fz tx ty tz] (N, Nm) <-> geometry_msgs/WrenchStamped
   joints    sensor_msgs/JointState <-> arrays ordered by the caller's joint names
-  action    target pose command <-> the spec's 7-D action (target_pose_to_action)
+  action    a target pose command <-> the spec's 7-D action: robot_rl/spec.py (target_pose_to_action)
 Blobs
   tree_to_blob / blob_to_tree  a robot_rl/data/tree.py tree (robot_rl/robot/messages.py: observation,
             step, weights) <-> std_msgs/UInt8MultiArray holding its safetensors bytes
@@ -39,7 +39,6 @@ import cv2
 import numpy as np
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PoseStamped, TwistStamped, WrenchStamped
-from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Header, UInt8MultiArray
 
@@ -291,41 +290,6 @@ def gripper_opening(finger_positions: np.ndarray, max_finger_opening: float) -> 
 
 
 # Commands -----------------------------------------------------------------------------------
-def _rotation(quat_wxyz: np.ndarray) -> Rotation:
-    w, x, y, z = quat_wxyz
-    return Rotation.from_quat([x, y, z, w])
-
-
-def _wxyz(rotation: Rotation) -> np.ndarray:
-    x, y, z, w = rotation.as_quat()
-    return np.array([w, x, y, z])
-
-
-def action_to_target_pose(
-    action: np.ndarray, tcp_pose: np.ndarray, max_translation_step: float, max_rotation_step: float
-) -> np.ndarray:
-    """The impedance target [x y z qw qx qy qz] that the spec's action (its first 6 entries) asks
-    for from the measured pose `tcp_pose`: translated by action[:3] * max_translation_step and
-    rotated, in the base frame, by the rotation vector action[3:6] * max_rotation_step (what the
-    twin does, and SERL on the real Franka). No workspace clipping: the robot side (twin, safety
-    filter) clips."""
-    a = np.asarray(action, dtype=np.float64)
-    position = tcp_pose[:3] + a[:3] * max_translation_step
-    rotation = Rotation.from_rotvec(a[3:6] * max_rotation_step) * _rotation(tcp_pose[3:])
-    return np.concatenate([position, spec.canonical_quat(_wxyz(rotation))])
-
-
-def target_pose_to_action(
-    target_pose: np.ndarray, tcp_pose: np.ndarray, max_translation_step: float, max_rotation_step: float
-) -> np.ndarray:
-    """The inverse of action_to_target_pose: the 6 motion entries of the spec's action that move
-    the measured pose `tcp_pose` to `target_pose`. Entries beyond [-1, 1] (a target further than
-    one control step) are returned as they are; the env clips them as it clips any action."""
-    translation = (target_pose[:3] - tcp_pose[:3]) / max_translation_step
-    rotation = (_rotation(target_pose[3:]) * _rotation(tcp_pose[3:]).inv()).as_rotvec() / max_rotation_step
-    return np.concatenate([translation, rotation])
-
-
 def gripper_command(value: float) -> float:
     """The spec's gripper command (> +GRIPPER_DEADBAND close, < -GRIPPER_DEADBAND open, else keep)
     from a std_msgs/Float64's data."""

@@ -26,7 +26,7 @@ Topics (relative names, so a namespace per robot works):
 The command is the target pose, not a twist: the twin's controller, like the Franka's Cartesian
 impedance controller, tracks a target pose, and the spec's action only moves that target from the
 measured pose. The node turns the target back into the action from the measured pose
-(convert.target_pose_to_action), so a target further than one control step is clipped per axis
+(spec.target_pose_to_action), so a target further than one control step is clipped per axis
 as any action is, then to the workspace box. A malformed command (NaN, not a unit quaternion,
 another frame) is logged, counted and dropped. Episodes do not end by themselves, in either mode:
 whoever drives the twin calls ~/reset (a real robot has no episodes either). No TF is published:
@@ -316,9 +316,7 @@ class TwinNode(Node):
             target_pose = np.concatenate([d.mocap_pos[self._target_mocap], d.mocap_quat[self._target_mocap]])
         else:
             target_pose = convert.pose_to_tcp_pose(target, frame_id=self.base_frame)
-        motion = convert.target_pose_to_action(
-            target_pose, self.tcp_pose(), r.max_translation_step, r.max_rotation_step
-        )
+        motion = spec.target_pose_to_action(target_pose, self.tcp_pose(), r.max_translation_step, r.max_rotation_step)
         return np.append(motion, 0.0 if gripper is None else convert.gripper_command(gripper.data))
 
     # the real-time loop (on the sim thread) --------------------------------------------------

@@ -171,16 +171,6 @@ def _non_finite(values: np.ndarray, what: str) -> str | None:
     return f"{what}[{bad[0]}] is {values[bad[0]]}" if bad.size else None
 
 
-def _rotation(quat_wxyz: np.ndarray) -> Rotation:
-    w, x, y, z = quat_wxyz
-    return Rotation.from_quat([x, y, z, w])
-
-
-def _wxyz(rotation: Rotation) -> np.ndarray:
-    x, y, z, w = rotation.as_quat()
-    return np.array([w, x, y, z])
-
-
 class SafetyFilter:
     def __init__(self, config: SafetyConfig):
         config.validate("safety")
@@ -305,11 +295,11 @@ class SafetyFilter:
             position = measured[:3] + step * (self._max_step / distance)
             notes.append(f"step {distance:.3f} m > {self._max_step:.3f} m")
         quat = target[3:] / norm
-        turn = (_rotation(quat) * _rotation(measured[3:]).inv()).as_rotvec()
+        turn = (spec.quat_rotation(quat) * spec.quat_rotation(measured[3:]).inv()).as_rotvec()
         angle = np.linalg.norm(turn)
         if angle > self._max_turn:
-            rotation = Rotation.from_rotvec(turn * (self._max_turn / angle)) * _rotation(measured[3:])
-            quat = spec.canonical_quat(_wxyz(rotation))
+            rotation = Rotation.from_rotvec(turn * (self._max_turn / angle)) * spec.quat_rotation(measured[3:])
+            quat = spec.canonical_quat(spec.rotation_quat(rotation))
             notes.append(f"turn {angle:.3f} rad > {self._max_turn:.3f} rad")
         return Command(np.concatenate([position, quat]), hold=False, note="; ".join(notes))
 
@@ -457,21 +447,6 @@ class SafetyFilter:
 
 
 # The in-process twin ----------------------------------------------------------------------------
-def action_to_target(action: np.ndarray, tcp_pose: np.ndarray, max_translation: float, max_rotation: float):
-    """The target pose that the spec's action (its first 6 entries) asks for from `tcp_pose`, as the
-    twin computes it (ros_nodes/convert.py's action_to_target_pose, which rclpy code uses)."""
-    position = tcp_pose[:3] + action[:3] * max_translation
-    rotation = Rotation.from_rotvec(action[3:6] * max_rotation) * _rotation(tcp_pose[3:])
-    return np.concatenate([position, spec.canonical_quat(_wxyz(rotation))])
-
-
-def target_to_action(target: np.ndarray, tcp_pose: np.ndarray, max_translation: float, max_rotation: float):
-    """The inverse of action_to_target: the 6 motion entries of the action."""
-    translation = (target[:3] - tcp_pose[:3]) / max_translation
-    rotation = (_rotation(target[3:]) * _rotation(tcp_pose[3:]).inv()).as_rotvec() / max_rotation
-    return np.concatenate([translation, rotation])
-
-
 class SafetyWrapper(gym.Wrapper):
     """The safety filter on a SimTwinEnv: each action becomes the target it asks for from the
     measured pose, goes through the filter, and back to an action; an action the filter leaves
@@ -521,13 +496,13 @@ class SafetyWrapper(gym.Wrapper):
         if not np.all(np.isfinite(a)):
             command = self.filter.reject_command(f"action has a non-finite entry: {a.tolist()}", self._now_ns)
         else:
-            target = action_to_target(np.clip(a[:6], -1.0, 1.0) * self._motion_mask, pose, *self._scale)
+            target = spec.action_to_target_pose(np.clip(a[:6], -1.0, 1.0) * self._motion_mask, pose, *self._scale)
             command = self.filter.filter_pose(target, self._now_ns)
             gripper = self.filter.filter_gripper(a[6], self._now_ns)
         if self.filter.holding:
             executed = np.zeros(spec.ACTION_DIM)  # no motion, the gripper stays
         elif command.clipped:
-            executed = np.append(target_to_action(command.value, pose, *self._scale), gripper)
+            executed = np.append(spec.target_pose_to_action(command.value, pose, *self._scale), gripper)
         else:
             executed = a
         obs, reward, terminated, truncated, info = self.env.step(executed.astype(np.float32))

@@ -24,6 +24,7 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64, String, UInt8MultiArray
 from std_srvs.srv import Trigger
 
+from robot_rl import spec
 from robot_rl.config import load_config
 from robot_rl.robot.aggregator import AggregatorCameraConfig, AggregatorConfig, StalenessConfig
 from robot_rl.robot.messages import ObservationMessage
@@ -417,7 +418,7 @@ def test_lockstep_with_the_twin_matches_the_env(twin_graph, reference):
     # one step through the twin, as the actor would command it
     action = np.array([0.5, -0.3, 0.2, 0.0, 0.0, 0.0, 1.0])
     robot = reference.robot_cfg
-    target = convert.action_to_target_pose(
+    target = spec.action_to_target_pose(
         action, first.obs["state"]["tcp_pose"].astype(np.float64), robot.max_translation_step, robot.max_rotation_step
     )
     deadline = time.monotonic() + TIMEOUT

@@ -23,6 +23,7 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64
 from std_srvs.srv import Trigger
 
+from robot_rl import spec
 from robot_rl.config import load_config
 from robot_rl.rollout import make_env
 from robot_rl.sim.panda import FINGER_MAX_OPENING
@@ -183,7 +184,7 @@ def assert_same_observation(ros_obs: dict, env_obs: dict) -> None:
 def step_both(client: Client, reference, stamp: int, obs: dict, action: np.ndarray) -> tuple[int, dict, dict]:
     """Send `action` as a target pose + gripper command; step the reference env with it too."""
     robot = reference.robot_cfg
-    target = convert.action_to_target_pose(action, obs["tcp_pose"], robot.max_translation_step, robot.max_rotation_step)
+    target = spec.action_to_target_pose(action, obs["tcp_pose"], robot.max_translation_step, robot.max_rotation_step)
     client.command(target, action[6], stamp)
     new_stamp, new_obs = client.observation(after_ns=stamp)
     env_obs, *_ = reference.step(action)

@@ -227,13 +227,13 @@ def test_target_pose_is_the_action_applied_to_the_measured_pose():
     x, y, z, w = rotation.as_quat()
     tcp_pose = np.array([0.45, 0.05, 0.2, w, x, y, z])
     for action in RNG.uniform(-1, 1, (20, 6)):
-        target = convert.action_to_target_pose(action, tcp_pose, 0.03, 0.15)
+        target = spec.action_to_target_pose(action, tcp_pose, 0.03, 0.15)
         np.testing.assert_allclose(target[:3], tcp_pose[:3] + 0.03 * action[:3], atol=1e-15)
         # the rotation vector acts in the base frame, before the measured orientation (as the twin)
         expected = Rotation.from_rotvec(0.15 * action[3:]) * rotation
         w, x, y, z = target[3:]
         assert (Rotation.from_quat([x, y, z, w]) * expected.inv()).magnitude() < 1e-12
-        np.testing.assert_allclose(convert.target_pose_to_action(target, tcp_pose, 0.03, 0.15), action, atol=1e-12)
+        np.testing.assert_allclose(spec.target_pose_to_action(target, tcp_pose, 0.03, 0.15), action, atol=1e-12)
 
 
 def test_gripper_command_and_time():
