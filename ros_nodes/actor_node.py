@@ -12,11 +12,13 @@ Topics (relative names: one namespace per robot)
     teleop/end_episode    std_msgs/Empty: the episode ends (truncated)
     policy/weights        std_msgs/UInt8MultiArray, a WeightsMessage, RELIABLE + TRANSIENT_LOCAL
                           depth 1: an actor that starts late still gets the latest weights
+    reward/reply          std_msgs/UInt8MultiArray, a RewardReplyMessage (with a learned reward)
   published
     actor/target_pose     geometry_msgs/PoseStamped (robot.command_interface "pose": an impedance target)
     actor/twist           geometry_msgs/TwistStamped (robot.command_interface "twist": a servo command)
     actor/gripper         std_msgs/Float64, the spec's gripper command
     steps                 std_msgs/UInt8MultiArray, a StepMessage per executed step, RELIABLE depth 100
+    reward/request        std_msgs/UInt8MultiArray, a RewardRequestMessage (with a learned reward)
   client
     <reset_service>       std_srvs/Trigger that resets the robot (the twin: sim_twin/reset)
     safety/status         std_msgs/String, latched: the first episode starts once it reads RUNNING
@@ -25,6 +27,14 @@ Episodes: after the reset service answers, the episode starts with the observati
 the reply names ("first observation at <ns> ns", as the twin says; it may have arrived before the
 reply), or with the first one after the reply (a robot's reset service, which names none). After
 an episode's last step the actor asks for the next reset at once.
+
+Rewards: the twin's oracle comes with the observation (sim/privileged through the aggregator). A
+learned reward is the reward server's (ros_nodes/reward_server_node.py): when an observation closes
+a step, the actor asks for its reward and acts on that observation once the reply is in, since a
+reward model's success decision may end the episode there. Meanwhile a newer observation replaces
+the one asked about (the step then ends at the newer one); no reply within
+ros.reward_server.timeout_s: the actor says so and asks again, and the robot holds (the safety
+node's stale-command watchdog).
 
 The commands go to the safety node (actor/* -> command/*), never straight to the controller.
 The target pose is the measured pose moved by the action (spec.action_to_target_pose); the
@@ -52,9 +62,9 @@ from std_srvs.srv import Trigger
 
 from robot_rl import spec
 from robot_rl.agents import make_agent
-from robot_rl.config import Config, ConfigError
+from robot_rl.config import Config
 from robot_rl.robot.actor import EpisodeActor, oracle_reward
-from robot_rl.robot.messages import ObservationMessage, WeightsMessage
+from robot_rl.robot.messages import ObservationMessage, RewardReplyMessage, RewardRequestMessage, WeightsMessage
 from robot_rl.spec import ACTION_DIM, flatten_state
 from robot_rl.train.learner import policy_camera_sizes
 from ros_nodes import convert
@@ -73,11 +83,8 @@ class ActorNode(Node):
         self.interface = self.config.robot.command_interface
         self.base_frame = declare(self, "base_frame", "panda_link0", "frame of the commands")
         reset_service = declare(self, "reset_service", "sim_twin/reset", "std_srvs/Trigger resetting the robot")
-        if not self.config.reward.is_oracle:
-            raise ConfigError(
-                f"reward: {self.config.reward.name!r} is a learned reward; over ROS the actor takes the twin's "
-                "oracle reward so far (reward=oracle_sparse or oracle_dense)"
-            )
+        seed = declare(self, "seed", -1, "seed of the random exploration steps; -1: the config's seed")
+        self.served_reward = not self.config.reward.is_oracle  # a learned reward, from the reward server
         self.agent = None  # built at the first observation, when the state's size is known
         # One thread for torch: acting is a handful of small matrix products, and torch's default
         # pool of spinning intra-op threads starved the graph's other nodes (2.2 -> 20 steps/s on
@@ -86,11 +93,11 @@ class ActorNode(Node):
         self._pending_weights: WeightsMessage | None = None
         self.actor = EpisodeActor(
             policy=self._act,
-            reward_fn=oracle_reward,
+            reward_fn=self._take_served_reward if self.served_reward else oracle_reward,
             max_episode_steps=self.config.task.max_episode_steps,
             terminate_on_success=self.config.task.terminate_on_success,
             random_steps=self.config.train.learning_starts,
-            seed=self.config.seed,
+            seed=self.config.seed if seed < 0 else seed,
             episode_prefix=self.get_namespace().strip("/").replace("/", "_") or "episode",
         )
         self._human_action: np.ndarray | None = None
@@ -100,6 +107,9 @@ class ActorNode(Node):
         self._reset_pending = False  # a reset was asked and has not answered
         self._first_stamp: int | None = None  # after a reset: the stamp from which the episode starts
         self._latest: ObservationMessage | None = None
+        self._awaiting_reward: ObservationMessage | None = None  # asked the reward server about it
+        self._asked_at = 0.0  # steady-clock seconds of the last request
+        self._served: RewardReplyMessage | None = None  # the reply for _awaiting_reward, taken by reward_fn
         self.bad_messages = 0
 
         if self.interface == "pose":
@@ -109,6 +119,12 @@ class ActorNode(Node):
         self._gripper = self.create_publisher(Float64, "actor/gripper", COMMAND_QOS)
         self._steps = self.create_publisher(UInt8MultiArray, "steps", STEPS_QOS)
         self._reset = self.create_client(Trigger, reset_service)
+        if self.served_reward:
+            self._reward_request = self.create_publisher(UInt8MultiArray, "reward/request", COMMAND_QOS)
+            self.create_subscription(UInt8MultiArray, "reward/reply", self._on_reward_reply, COMMAND_QOS)
+            self._steady = Clock(clock_type=ClockType.STEADY_TIME)
+            timeout = self.config.ros.reward_server.timeout_s
+            self.create_timer(timeout / 4, self._ask_again_if_unanswered, clock=self._steady)
         self.create_subscription(UInt8MultiArray, "observation", self._on_observation, LATCHED)
         self.create_subscription(Float32MultiArray, "teleop/action", self._on_teleop_action, COMMAND_QOS)
         self.create_subscription(Bool, "teleop/intervening", self._on_intervening, LATCHED)
@@ -218,6 +234,57 @@ class ActorNode(Node):
         self.get_logger().info(f"{episode} starts at {message.stamp_ns} ns", throttle_duration_sec=5.0)
         self._tick(message)
 
+    def _on_episode_observation(self, message: ObservationMessage) -> None:
+        if self.served_reward and self.actor.open_step() is not None:
+            self._ask_reward(message)  # the tick waits for the reply
+        else:
+            self._tick(message)
+
+    # the reward server ------------------------------------------------------------------------
+    def _ask_reward(self, message: ObservationMessage) -> None:
+        action, intervention_start = self.actor.open_step()
+        request = RewardRequestMessage(message.stamp_ns, message.obs, action, intervention_start)
+        self._awaiting_reward, self._asked_at = message, self._now()
+        self._reward_request.publish(convert.tree_to_blob(request.to_tree()))
+
+    def _on_reward_reply(self, msg: UInt8MultiArray) -> None:
+        try:
+            reply = RewardReplyMessage.from_tree(convert.blob_to_tree(msg))
+        except ValueError as error:
+            self.bad_messages += 1
+            self.get_logger().error(f"reward/reply dropped: {error}")
+            return
+        awaiting = self._awaiting_reward
+        if awaiting is None or reply.stamp_ns != awaiting.stamp_ns:
+            return  # an answer to a request since replaced by a newer observation's, or asked twice
+        if reply.error:
+            self.bad_messages += 1
+            self.get_logger().error(f"reward server: {reply.error}; asking again in {self._timeout():.1f} s")
+            return
+        self._awaiting_reward, self._served = None, reply
+        self._tick(awaiting)
+
+    def _take_served_reward(self, message: ObservationMessage, action: np.ndarray) -> tuple[float, bool]:
+        reply, self._served = self._served, None
+        if reply is None or reply.stamp_ns != message.stamp_ns:
+            raise RuntimeError(f"no reward from the reward server for the observation at {message.stamp_ns} ns")
+        return reply.reward, reply.success
+
+    def _ask_again_if_unanswered(self) -> None:
+        if self._awaiting_reward is not None and self._now() - self._asked_at > self._timeout():
+            self.get_logger().error(
+                f"no reward from the reward server for {self._now() - self._asked_at:.1f} s "
+                "(is it running? ros.reward_server.in_graph): asking again; the robot holds meanwhile",
+                throttle_duration_sec=10.0,
+            )
+            self._ask_reward(self._awaiting_reward)
+
+    def _timeout(self) -> float:
+        return self.config.ros.reward_server.timeout_s
+
+    def _now(self) -> float:
+        return self._steady.now().nanoseconds * 1e-9
+
     def _on_observation(self, msg: UInt8MultiArray) -> None:
         try:
             message = ObservationMessage.from_tree(convert.blob_to_tree(msg))
@@ -231,7 +298,7 @@ class ActorNode(Node):
             return
         self._latest = message
         if self.actor.in_episode:
-            self._tick(message)
+            self._on_episode_observation(message)
         elif not self._reset_pending and self._first_stamp is not None and message.stamp_ns >= self._first_stamp:
             self._begin(message)
 

@@ -10,7 +10,9 @@ decides what to do lives here, with no rclpy, so it is tested without DDS:
                   what the robot did, so it is what the step stores), else the policy's; before
                   `random_steps` steps in all (the learner's `learning_starts`) a uniform random one.
   the reward      `reward_fn(next_obs_message, action) -> (reward, success)`: the twin's oracle
-                  (privileged ground truth passed through by the aggregator) or a reward model.
+                  (privileged ground truth passed through by the aggregator) or a reward model's
+                  score, which the node fetches from the reward server before the tick (what it
+                  needs for the request: `open_step`).
   episode ends    terminated: success when the task ends episodes on success; truncated: the
                   task's step limit, the twin truncating (physics diverged), or the operator's
                   end-episode key. After the last step the actor waits for a reset.
@@ -75,16 +77,26 @@ class EpisodeActor:
         )
         self._end_requested = False
         self._success = False
+        self._previous_intervened = False  # whether the step before the open one was intervened
 
     @property
     def in_episode(self) -> bool:
         return self._episode is not None
+
+    def open_step(self) -> tuple[np.ndarray, bool] | None:
+        """The step the next observation closes: (the action executed, whether an intervention
+        started with it); None when the next observation opens the episode (nothing to reward)."""
+        if self._episode is None or self._last is None:
+            return None
+        intervened = self._last[3]
+        return self._last[1], intervened and not self._previous_intervened
 
     def start_episode(self) -> str:
         """The next observation is the first of a new episode (call after the robot was reset)."""
         self._episode = f"{self.episode_prefix}_{self.counters.episodes:06d}"
         self.counters.episodes += 1
         self._step, self._last, self._end_requested, self._success = 0, None, False, False
+        self._previous_intervened = False
         return self._episode
 
     def request_end(self) -> None:
@@ -133,6 +145,7 @@ class EpisodeActor:
         self._step += 1
         self.counters.steps += 1
         self.counters.intervened_steps += int(intervened)
+        self._previous_intervened = intervened
         terminated = bool(success and self.terminate_on_success)
         truncated = not terminated and (
             self._step >= self.max_episode_steps

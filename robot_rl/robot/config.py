@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from robot_rl.data.bags import RecorderConfig
+from robot_rl.rewards.server import RewardServerConfig
 from robot_rl.robot.aggregator import AggregatorCameraConfig, AggregatorConfig
 from robot_rl.robot.safety import SafetyConfig
 from robot_rl.sim.config import ConfigError, SimConfig, check_choice
@@ -30,6 +31,26 @@ class RealtimeConfig:
             value = getattr(self, name)
             if not value > 0:
                 raise ConfigError(f"{key}.{name}: must be > 0, got {value}")
+
+
+@dataclass
+class RosRewardServerConfig(RewardServerConfig):
+    """The reward server node (ros_nodes/reward_server_node.py), started with a learned reward:
+    the batching of RewardServerConfig, plus where the model runs and how long an actor waits."""
+
+    # false: it runs elsewhere, on the machine with the GPU (robot-rl-reward-server there)
+    in_graph: bool = True
+    device: str = "cpu"
+    # An actor without an answer this long asks again (the robot holds meanwhile: the safety
+    # node's stale-command watchdog); a server that is down is retried, never skipped.
+    timeout_s: float = 1.0
+
+    def validate(self, key: str = "ros.reward_server") -> None:
+        super().validate(key)
+        if not self.timeout_s > 0:
+            raise ConfigError(f"{key}.timeout_s: must be > 0 seconds, got {self.timeout_s!r}")
+        if not self.device:
+            raise ConfigError(f"{key}.device: must name a torch device (cpu, cuda, cuda:1)")
 
 
 @dataclass
@@ -55,6 +76,7 @@ class RosConfig:
     aggregator: AggregatorConfig = field(default_factory=lambda: AggregatorConfig(cameras={}))
     safety: SafetyConfig = field(default_factory=SafetyConfig)
     recorder: RecorderConfig = field(default_factory=RecorderConfig)
+    reward_server: RosRewardServerConfig = field(default_factory=RosRewardServerConfig)
 
     def validate(self, key: str = "ros") -> None:
         check_choice(self.twin_mode, TWIN_MODES, f"{key}.twin_mode")
@@ -75,6 +97,7 @@ class RosConfig:
         self.aggregator.validate(f"{key}.aggregator")
         self.safety.validate(f"{key}.safety")
         self.recorder.validate(f"{key}.recorder")
+        self.reward_server.validate(f"{key}.reward_server")
 
     def aggregator_for(self, sim: SimConfig) -> AggregatorConfig:
         """The aggregator's config in this graph. The observation spec is the sim config's, on the

@@ -10,11 +10,16 @@ Per robot namespace in ros.namespaces:
   actor       observation -> command, executed steps -> learner and recorder
   teleop      the operator's device (ros.teleop)
   recorder    every episode as an MCAP bag (ros.record)
+Once per graph, in the root namespace:
+  reward_server  a learned reward's model, scoring every robot's steps (a learned `reward=`, and
+                 ros.reward_server.in_graph; else it runs on the GPU machine, or there is none)
 The learner is not part of it: `robot-rl train train.transport=ros` runs the learner beside the
 graph (or on another machine) and talks to it over DDS.
 
 Every node gets the same Hydra overrides (`config_overrides`) and composes the same config; in
-lockstep the graph runs on the twin's sim time (`use_sim_time`).
+lockstep each robot's nodes run on their twin's sim time (`use_sim_time`). Twins step apart, so
+each has a clock of its own: in a namespace, /clock is remapped to <namespace>/clock (one /clock
+for all would run every node on the interleaved times of all twins, and time would go back).
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ NODE_KINDS = {
     "actor": NodeKind("ros_nodes.actor_node", "ActorNode", "robot-rl-actor"),
     "teleop": NodeKind("ros_nodes.teleop_node", "TeleopNode", "robot-rl-teleop"),
     "recorder": NodeKind("ros_nodes.recorder_node", "RecorderNode", "robot-rl-recorder"),
+    "reward_server": NodeKind("ros_nodes.reward_server_node", "RewardServerNode", "robot-rl-reward-server"),
 }
 
 
@@ -59,13 +65,18 @@ def graph_nodes(config: Config, overrides: list[str]) -> list[NodeSpec]:
     lockstep = ros.twin and ros.twin_mode == "lockstep"
     common = {"config_overrides": list(overrides), "use_sim_time": lockstep}
     nodes = []
-    for namespace in ros.namespaces:
+    if not config.reward.is_oracle and ros.reward_server.in_graph:  # it serves every robot: wall time
+        nodes.append(NodeSpec("reward_server", "", {**common, "use_sim_time": False}))
+    for index, namespace in enumerate(ros.namespaces):
         kinds = ["twin"] if ros.twin else []
         kinds += ["aggregator", "safety", "actor"]
         kinds += ["teleop"] if ros.teleop else []
         kinds += ["recorder"] if ros.record else []
         for kind in kinds:
             parameters = dict(common)
+            if kind in ("twin", "actor"):
+                # robots of one graph must not make the same episodes and explore alike
+                parameters["seed"] = config.seed + index
             if kind == "twin":
                 parameters["mode"] = ros.twin_mode
             if kind == "actor":
@@ -73,5 +84,7 @@ def graph_nodes(config: Config, overrides: list[str]) -> list[NodeSpec]:
             if kind == "safety":
                 parameters["lockstep"] = lockstep
             remappings = dict(rule.split(":=", 1) for rule in ros.remappings)
+            if lockstep and namespace:
+                remappings["/clock"] = f"{namespace}/clock"
             nodes.append(NodeSpec(kind, namespace, parameters, remappings))
     return nodes

@@ -18,6 +18,12 @@ step          actor -> learner and recorder, one per executed control step
     what the policy proposed; `success` is the episode's success label as known at that step.
 weights       learner -> actors
     {"version": int, "agent": the agent's policy state (tensors), "agent_config": JSON string}
+reward request   actor -> reward server, when a step closes and the reward is a learned model
+    {"stamp_ns": int, "obs": the observation the action led to, "action": float32[7] executed,
+     "intervention_start": bool (an intervention began with this action: RLIF's penalty)}
+reward reply     reward server -> actor, for the request of the same stamp
+    {"stamp_ns": int, "reward": float, "success": bool (the model's success decision; False for
+     models that make none), "error": str ("" when scored; else why not, and reward is NaN)}
 """
 
 from __future__ import annotations
@@ -133,3 +139,43 @@ class WeightsMessage:
     @classmethod
     def from_tree(cls, tree: Any) -> WeightsMessage:
         return cls(**{name: _get(tree, name, "weights") for name in cls.__dataclass_fields__})
+
+
+@dataclass
+class RewardRequestMessage:
+    stamp_ns: int
+    obs: dict
+    action: np.ndarray
+    intervention_start: bool
+
+    def to_tree(self) -> dict:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_tree(cls, tree: Any) -> RewardRequestMessage:
+        message = cls(**{name: _get(tree, name, "reward request") for name in cls.__dataclass_fields__})
+        message.stamp_ns = int(message.stamp_ns)
+        check_observation(message.obs, "reward request.obs")
+        message.action = _check_action(message.action, "reward request.action")
+        message.intervention_start = bool(message.intervention_start)
+        return message
+
+
+@dataclass
+class RewardReplyMessage:
+    stamp_ns: int
+    reward: float
+    success: bool
+    error: str = ""
+
+    def to_tree(self) -> dict:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_tree(cls, tree: Any) -> RewardReplyMessage:
+        message = cls(**{name: _get(tree, name, "reward reply") for name in cls.__dataclass_fields__})
+        message.stamp_ns, message.reward = int(message.stamp_ns), float(message.reward)
+        message.success, message.error = bool(message.success), str(message.error)
+        if not message.error and not np.isfinite(message.reward):
+            raise ValueError(f"reward reply: reward not finite: {message.reward}")
+        return message

@@ -37,6 +37,23 @@ def test_the_twin_graph_per_namespace_with_the_same_overrides():
     assert all(s.parameters["config_overrides"] == overrides and s.parameters["use_sim_time"] for s in specs)
     actor = next(s for s in specs if s.kind == "actor")
     assert actor.parameters["reset_service"] == "sim_twin/reset"
+    # each robot its own clock (its twin's sim time), episodes and exploration
+    for namespace in ("/robot_a", "/robot_b"):
+        assert all(s.remappings == {"/clock": f"{namespace}/clock"} for s in specs if s.namespace == namespace)
+    for kind in ("twin", "actor"):
+        assert [s.parameters["seed"] for s in specs if s.kind == kind] == [0, 1]
+
+
+def test_a_learned_reward_adds_one_reward_server_for_all_robots():
+    overrides = ["reward=intervention", "ros.namespaces=[/robot_a,/robot_b]"]
+    specs = graph_nodes(load_config(overrides), overrides)
+    servers = [s for s in specs if s.kind == "reward_server"]
+    assert [s.namespace for s in servers] == [""]
+    assert servers[0].parameters == {"config_overrides": overrides, "use_sim_time": False}
+    elsewhere = [*overrides, "ros.reward_server.in_graph=false"]
+    assert not [s for s in graph_nodes(load_config(elsewhere), elsewhere) if s.kind == "reward_server"]
+    oracle = ["reward=oracle_sparse"]
+    assert not [s for s in graph_nodes(load_config(oracle), oracle) if s.kind == "reward_server"]
 
 
 def test_a_real_robot_graph_has_no_twin_runs_on_wall_time_and_remaps_the_drivers_topics():
