@@ -28,6 +28,7 @@ from robot_rl.rewards.simple import ForcePenaltyConfig, InterventionRewardConfig
 from robot_rl.robot.config import RosConfig
 from robot_rl.robot.teleop import TeleopConfig
 from robot_rl.sim.config import (
+    TWIN_ROBOT,
     ConfigError,
     PegInsertConfig,
     PickCubeConfig,
@@ -61,6 +62,11 @@ class Config:
     def validate(self) -> None:
         for key in ("task", "robot", "sim", "agent", "reward", "train", "ros", "teleop"):
             getattr(self, key).validate(key)
+        if self.ros.twin and self.robot.name != TWIN_ROBOT:
+            raise ConfigError(
+                f"robot.name: the twin simulates a Franka Panda, not a {self.robot.name!r}: "
+                f"run robot={self.robot.name} with ros.twin=false (its drivers instead of the twin)"
+            )
         if self.ros.twin and self.robot.command_interface != "pose":
             raise ConfigError(
                 f"robot.command_interface: the twin takes a target pose, not {self.robot.command_interface!r} "

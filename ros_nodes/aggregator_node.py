@@ -10,7 +10,7 @@ Topics (relative names: one namespace per robot)
     cameras/<cam>/image_raw/compressed   sensor_msgs/CompressedImage (jpeg, png)
     ft_sensor/wrench                     geometry_msgs/WrenchStamped, up to ~1 kHz
     tcp/pose                             geometry_msgs/PoseStamped
-    tcp/twist                            geometry_msgs/TwistStamped
+    tcp/twist                            geometry_msgs/TwistStamped (not with `twist_from_pose`)
     joint_states                         sensor_msgs/JointState: the two finger joints -> gripper
     sim/privileged                       std_msgs/UInt8MultiArray, the twin's ground truth (a tree,
                                          robot_rl/robot/messages.py), only with `privileged`
@@ -140,14 +140,15 @@ class AggregatorNode(Node):
             10,
             state_group,
         )
-        self._subscribe(
-            TwistStamped,
-            "tcp/twist",
-            TWIST,
-            lambda m: agg.add_twist(stamp(m), convert.twist_to_tcp_vel(m, base)),
-            10,
-            state_group,
-        )
+        if not config.twist_from_pose:
+            self._subscribe(
+                TwistStamped,
+                "tcp/twist",
+                TWIST,
+                lambda m: agg.add_twist(stamp(m), convert.twist_to_tcp_vel(m, base)),
+                10,
+                state_group,
+            )
         self._subscribe(JointState, "joint_states", JOINTS, self._read_joint_state, 10, state_group)
         if config.privileged:
             self._subscribe(UInt8MultiArray, "sim/privileged", PRIVILEGED, self._read_privileged, 10, state_group)

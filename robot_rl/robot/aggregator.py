@@ -6,7 +6,9 @@ Streams, named after their topics (these names key `ages_ms`, the counters and t
   cameras/<cam>     frames, cropped and resized (cv2.INTER_AREA) on arrival to the configured size
   ft_sensor/wrench  [fx fy fz tx ty tz], up to ~1 kHz, appended to a ring buffer (O(1) per sample)
   tcp/pose          [x y z qw qx qy qz] -> state.tcp_pose
-  tcp/twist         [vx vy vz wx wy wz] -> state.tcp_vel
+  tcp/twist         [vx vy vz wx wy wz] -> state.tcp_vel; with `twist_from_pose` (a robot whose
+                    driver publishes no measured TCP twist, e.g. franka_ros2) the velocity between
+                    each pose sample and the one before it instead
   joint_states      the gripper opening 0..1 -> state.gripper
   sim/privileged    the twin's ground truth (sim only): task_state -> state.task when not empty,
                     and task_state/success/reward/truncated -> the message's `privileged`
@@ -124,6 +126,7 @@ class AggregatorConfig:
     max_finger_opening: float = 0.04  # m per finger (robot_rl/sim/panda.py FINGER_MAX_OPENING, the Franka Hand)
     privileged: bool = False  # sim only: also wait for the twin's sim/privileged at every stamp
     base_frame: str = ""  # frame the TCP pose and twist must be in; "" accepts any
+    twist_from_pose: bool = False  # tcp_vel from consecutive poses, not from a tcp/twist topic
     ft_frame: str = ""  # frame the wrench must be in; "" accepts any
     stats_period_s: float = 5.0  # how often the node publishes the counters
 
@@ -152,6 +155,19 @@ class AggregatorConfig:
     @property
     def period_ns(self) -> int:
         return round(1e9 / self.control_hz)
+
+
+def pose_velocity(pose_a: np.ndarray, stamp_a_ns: int, pose_b: np.ndarray, stamp_b_ns: int) -> np.ndarray:
+    """[vx vy vz wx wy wz] in the base frame that took the TCP from pose a to pose b: the linear
+    part the difference of positions over the time, the angular part the rotation vector of
+    R_b R_a^T over the time (both frames' rotations are about base axes)."""
+    dt = (stamp_b_ns - stamp_a_ns) * 1e-9
+    linear = (np.asarray(pose_b[:3], np.float64) - pose_a[:3]) / dt
+    turn = (
+        spec.quat_rotation(np.asarray(pose_b[3:], np.float64))
+        * spec.quat_rotation(np.asarray(pose_a[3:], np.float64)).inv()
+    )
+    return np.concatenate([linear, turn.as_rotvec() / dt]).astype(np.float32)
 
 
 class StaleStream(Exception):
@@ -281,7 +297,12 @@ class ObservationAggregator:
         pose = _vector(tcp_pose, spec.STATE_DIMS["tcp_pose"], POSE)
         if abs(np.linalg.norm(pose[3:]) - 1.0) > 1e-3:
             raise ValueError(f"{POSE}: the orientation is not a unit quaternion: {pose[3:]}")
+        with self._lock:
+            samples = self._streams[POSE].samples
+            previous = samples[-1] if samples else None
         self._add(POSE, stamp_ns, pose.astype(np.float32))
+        if self.config.twist_from_pose and previous is not None:
+            self._add(TWIST, stamp_ns, pose_velocity(previous[1], previous[0], pose, stamp_ns))
 
     def add_twist(self, stamp_ns: int, tcp_vel) -> None:
         self._add(TWIST, stamp_ns, _vector(tcp_vel, spec.STATE_DIMS["tcp_vel"], TWIST).astype(np.float32))

@@ -77,8 +77,11 @@ def graph_nodes(config: Config, overrides: list[str]) -> list[NodeSpec]:
             if kind in ("twin", "actor"):
                 # robots of one graph must not make the same episodes and explore alike
                 parameters["seed"] = config.seed + index
+            if kind in ("twin", "safety", "actor"):
+                parameters["base_frame"] = ros.aggregator.base_frame  # of poses and commands
             if kind == "twin":
                 parameters["mode"] = ros.twin_mode
+                parameters["ft_frame"] = ros.aggregator.ft_frame
             if kind == "actor":
                 parameters["reset_service"] = ros.reset_service
             if kind == "safety":

@@ -36,6 +36,12 @@ States (`status`, as safety/status publishes it)
                                             since the reset latches again, and resume() refuses
   HOLDING(any) --fault or stop()-->         the first reason stays until a reset clears it; a
                                             reset checks every condition, not just that one.
+Start-up check (frames and units): before the first target since start-up or resume(), a
+measured TCP position more than mismatch_distance outside the box, or that first target more
+than mismatch_distance from the measured pose, cannot come from a policy acting within the
+limits: the pose, the commands and the box disagree on the base frame or the units (mm for m).
+The filter latches, saying so, and refuses to start; reset() is refused while the measured pose
+is that far outside.
 Faults (latched): the norm of a wrench sample's force or torque over its limit (every sample is
 checked, unfiltered: the hold starts at the sample that crosses it); a sensor stream that
 delivered and then went stale (its latest stamp older than its timeout at a check: a control
@@ -94,6 +100,8 @@ class SafetyConfig:
     wrench_timeout: float = 0.25
     camera_timeout: float = 0.5
     command_timeout: float = 0.5  # s without a motion command: hold (WAITING, not latched)
+    # m; see the start-up check in the module docstring. Larger than any step a policy can ask for.
+    mismatch_distance: float = 0.10
 
     def validate(self, key: str = "safety") -> None:
         check_choice(self.command_interface, COMMAND_INTERFACES, f"{key}.command_interface")
@@ -108,7 +116,7 @@ class SafetyConfig:
             f"{key}.workspace_high",
             "must be above workspace_low on every axis",
         )
-        for name in ("max_speed", "max_angular_speed", "max_force", "max_torque"):
+        for name in ("max_speed", "max_angular_speed", "max_force", "max_torque", "mismatch_distance"):
             value = getattr(self, name)
             _check(math.isfinite(value) and value > 0, f"{key}.{name}", f"must be > 0, got {value}")
         for name in ("pose_timeout", "wrench_timeout", "camera_timeout"):
@@ -190,6 +198,7 @@ class SafetyFilter:
         self._waiting: tuple[tuple, str] | None = None  # (cause, text) of a not-latched hold
         self._now_ns: int | None = None  # the latest clock reading seen
         self._last_command_ns: int | None = None  # arrival of the latest motion command
+        self._first_target_checked = False  # the start-up check of the first target since start/resume
         self._update_waiting()
 
     # state ------------------------------------------------------------------------------------
@@ -240,6 +249,8 @@ class SafetyFilter:
         pose[3:] /= norm
         self._stamp(self._pose, stamp_ns)
         self.measured_pose = pose
+        if (mismatch := self._pose_mismatch()) is not None:
+            self._latch(mismatch)
 
     def measure_wrench(self, wrench: np.ndarray | Sequence[float], stamp_ns: int) -> None:
         """One F/T sample [fx fy fz tx ty tz] (N, Nm). Called at the sensor's rate, so plain floats."""
@@ -286,6 +297,16 @@ class SafetyFilter:
         if self.holding:
             return self.hold_command()
         measured, notes = self.measured_pose, []
+        if not self._first_target_checked:
+            self._first_target_checked = True
+            distance = np.linalg.norm(target[:3] - measured[:3])
+            if distance > self.config.mismatch_distance:
+                self._latch(
+                    f"refusing to start: the first target is {distance:.3f} m from the measured pose "
+                    f"(> {self.config.mismatch_distance} m): do the commands and the pose share a base frame "
+                    "and units (m)?"
+                )
+                return self.hold_command()
         position = np.clip(target[:3], self._low, self._high)
         if not np.array_equal(position, target[:3]):
             notes.append(f"target {np.linalg.norm(position - target[:3]):.3f} m outside the workspace box")
@@ -377,6 +398,7 @@ class SafetyFilter:
         # reset() found nothing wrong, and anything gone wrong since has latched a fault (checked above)
         self._armed = True
         self._last_command_ns = now_ns  # the actor gets a full command_timeout to start again
+        self._first_target_checked = False
         self._update_waiting()
         return True, self.status
 
@@ -385,6 +407,20 @@ class SafetyFilter:
         if self._fault is None:  # the first cause stays; reset() checks every condition anyway
             self._fault = reason
         self._armed = False
+
+    def _pose_mismatch(self) -> str | None:
+        """The start-up check of the measured pose: until the first target passed (later, an arm
+        pushed out of the box walks back in at the speed limit)."""
+        if self.measured_pose is None or self._first_target_checked:
+            return None
+        position = self.measured_pose[:3]
+        outside = np.linalg.norm(position - np.clip(position, self._low, self._high))
+        if outside <= self.config.mismatch_distance:
+            return None
+        return (
+            f"the measured TCP position {np.round(position, 3).tolist()} is {outside:.3f} m outside the workspace "
+            f"box {self._low.tolist()}..{self._high.tolist()}: is the pose in the robot base frame, in metres?"
+        )
 
     def _refuse(self, stream: _Stream, reason: str) -> None:
         stream.error = reason
@@ -439,6 +475,8 @@ class SafetyFilter:
                 problems.append(f"no {stream.name} received yet")
             elif (stale := stream.staleness(self._now_ns)) is not None:
                 problems.append(stale)
+        if (mismatch := self._pose_mismatch()) is not None:
+            problems.append(mismatch)
         if self._force > self.config.max_force:
             problems.append(f"wrench force {self._force:.1f} N > {self.config.max_force:.1f} N")
         if self._torque > self.config.max_torque:

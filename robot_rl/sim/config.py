@@ -140,7 +140,9 @@ class SimConfig:
         return round(1.0 / (self.control_hz * self.physics_dt))
 
 
-ROBOT_NAMES = ("panda",)
+# The twin simulates the Panda; the others are real arms driven over ROS only (configs/robot/).
+TWIN_ROBOT = "panda"
+ROBOT_NAMES = (TWIN_ROBOT, "ur5e")
 
 
 @dataclass

@@ -7,6 +7,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from scipy.spatial.transform import Rotation
 
 from robot_rl.data.tree import tree_from_bytes, tree_to_bytes
 from robot_rl.robot.aggregator import (
@@ -436,3 +437,21 @@ def test_rejected_messages_are_counted_per_stream():
     agg.reject("cameras/front")
     agg.reject(WRENCH)
     assert agg.stats()["bad_messages"] == {"cameras/front": 2, WRENCH: 1}
+
+
+def test_twist_from_pose_is_the_velocity_between_consecutive_poses():
+    # franka_ros2 publishes no measured TCP twist: it is differentiated from the poses
+    agg = ObservationAggregator(config(twist_from_pose=True))
+    t = 10_000 * MS
+    turn = Rotation.from_rotvec([0.0, 0.0, 0.02])  # 0.02 rad about base z in 10 ms: 2 rad/s
+    start = Rotation.from_quat(POSE_VALUE[[4, 5, 6, 3]])  # scipy: xyzw
+    moved = np.concatenate([POSE_VALUE[:3] + [0.001, -0.002, 0.0], (turn * start).as_quat()[[3, 0, 1, 2]]])
+    feed_wrench_1khz(agg, t - 150 * MS, t)
+    agg.add_image("front", t, frame())
+    agg.add_gripper(t, [0.5])
+    agg.add_pose(t - 20 * MS, POSE_VALUE)
+    agg.add_pose(t - 10 * MS, moved)
+    state = agg.observe(t).obs["state"]
+    np.testing.assert_allclose(state["tcp_vel"], [0.1, -0.2, 0.0, 0.0, 0.0, 2.0], atol=1e-4)
+    with pytest.raises(ValueError, match="not newer"):  # a repeated pose is refused, twist and all
+        agg.add_pose(t - 10 * MS, moved)

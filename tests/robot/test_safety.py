@@ -390,3 +390,29 @@ def test_wrapper_refuses_a_config_the_twin_cannot_honour(envs):
         envs(SafetyConfig(command_interface="twist"))
     with pytest.raises(ValueError, match="safety.cameras"):
         envs(SafetyConfig(cameras=["front"]))  # sim=state renders none
+
+
+# start-up check: frames and units -------------------------------------------------------------
+def test_a_measured_pose_far_outside_the_box_refuses_to_start():
+    safety = SafetyFilter(SafetyConfig(cameras=["front"]))
+    millimetres = [500.0, 0.0, 200.0, *HOME[3:]]  # the driver's pose in mm
+    feed(safety, 0, pose=millimetres)
+    assert safety.status.startswith("HOLDING") and "in the robot base frame, in metres?" in safety.status
+    assert safety.filter_pose(millimetres, 0).hold
+    done, why = safety.reset(0)
+    assert not done and "outside the workspace box" in why  # refused while the pose is that far out
+    feed(safety, 1, pose=HOME)
+    assert safety.reset(1)[0] and safety.resume(1)[0] and safety.status == "RUNNING"
+
+
+def test_a_first_target_far_from_the_measured_pose_refuses_to_start():
+    safety = running()
+    other_frame = HOME + [0.0, 0.5, 0.0, 0, 0, 0, 0]  # e.g. a target in another base frame
+    command = safety.filter_pose(other_frame, 0)
+    assert command.hold and "the first target is 0.500 m from the measured pose" in safety.status
+    # after reset and resume the first target is checked again; a near one passes, and later far
+    # ones are only step-limited
+    assert safety.reset(0)[0] and safety.resume(0)[0]
+    assert not safety.filter_pose(HOME + [0.01, 0, 0, 0, 0, 0, 0], 0).hold
+    command = safety.filter_pose(other_frame, 0)
+    assert not command.hold and command.clipped

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import tomllib
 
-from robot_rl.config import load_config
+from robot_rl.config import ConfigError, load_config
 from robot_rl.robot.graph import NODE_KINDS, graph_nodes
 
 REPO = Path(__file__).resolve().parents[2]
@@ -54,6 +54,26 @@ def test_a_learned_reward_adds_one_reward_server_for_all_robots():
     assert not [s for s in graph_nodes(load_config(elsewhere), elsewhere) if s.kind == "reward_server"]
     oracle = ["reward=oracle_sparse"]
     assert not [s for s in graph_nodes(load_config(oracle), oracle) if s.kind == "reward_server"]
+
+
+def test_the_franka_adapter_maps_its_drivers_topics_and_frames():
+    overrides = ["robot=franka"]
+    config = load_config(overrides)
+    specs = graph_nodes(config, overrides)
+    assert [s.kind for s in specs] == ["aggregator", "safety", "actor"]
+    assert all(s.remappings["tcp/pose"] == "/franka_robot_state_broadcaster/current_pose" for s in specs)
+    assert all(s.parameters["base_frame"] == "fr3_link0" for s in specs if s.kind != "aggregator")
+    assert config.ros.aggregator.twist_from_pose and config.robot.command_interface == "pose"
+
+
+def test_the_ur_adapter_commands_twists_and_has_no_twin():
+    overrides = ["robot=ur5e"]
+    config = load_config(overrides)
+    specs = graph_nodes(config, overrides)
+    assert config.robot.command_interface == "twist" and not config.ros.twin
+    assert all(s.remappings["command/twist"] == "/servo_node/delta_twist_cmds" for s in specs)
+    with pytest.raises(ConfigError, match="the twin simulates a Franka Panda"):
+        load_config([*overrides, "ros.twin=true"])
 
 
 def test_a_real_robot_graph_has_no_twin_runs_on_wall_time_and_remaps_the_drivers_topics():
