@@ -16,6 +16,10 @@ What is measured
     sac      the same agent and budget without demos (demo_episodes=0: online data only);
     bc       behaviour cloning on the same demos (train.env_steps counts its gradient steps, so
              it is one point, not a curve: its final success rate);
+    rlpd_ros RLPD as above, trained through the ROS 2 graph (train.transport=ros): the twin in
+             lockstep, aggregator, safety and actor as `robot-rl graph` in a child process, the
+             learner taking the actor's steps over DDS and pushing weights back; in a loopback-only
+             network namespace (unshare, as the ROS tests run), so no DDS traffic leaves the machine;
     rlpd_classifier
              RLPD as above, rewarded only by a success classifier (reward=classifier): 1 where it
              detects success, which also ends the episode (HIL-SERL); the oracle's success only
@@ -54,7 +58,13 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 TARGET_SUCCESS, TARGET_STEPS = 0.9, 30_000
 LEARNED_REWARD_TARGET = 0.8  # the reward issue's target for RLPD on the classifier's reward only
-METHODS = ("rlpd", "rlpd_10_critics", "sac", "bc", "rlpd_classifier")
+METHODS = ("rlpd", "rlpd_10_critics", "sac", "bc", "rlpd_classifier", "rlpd_ros")
+
+
+def loopback_namespace(command: list[str]) -> list[str]:
+    """`command` in a new network namespace with only `lo` (root: unshare --net; else also a user ns)."""
+    unshare = ["unshare", "--net"] if os.geteuid() == 0 else ["unshare", "--map-root-user", "--net"]
+    return [*unshare, "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *command]
 
 
 def run_commands(method: str, seed: int, args: argparse.Namespace, run_dir: Path) -> list[list[str]]:
@@ -71,6 +81,9 @@ def run_commands(method: str, seed: int, args: argparse.Namespace, run_dir: Path
             commands.insert(0, [*train_reward, f"run_dir={classifier}"])
         return commands
     oracle = ["task=pick_cube", "sim=state", "reward=oracle_sparse", f"seed={seed}"]
+    if method == "rlpd_ros":
+        train = [*cli, "train", *oracle, *common_overrides(run_dir, args), *method_overrides("rlpd", args)]
+        return [loopback_namespace([*train, "train.transport=ros"])]
     return [[*cli, "train", *oracle, *common_overrides(run_dir, args), *method_overrides(method, args)]]
 
 
@@ -113,7 +126,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "pick_cube_learning.json")
     args = parser.parse_args()
 
-    env = os.environ | {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    # ROS_*: for rlpd_ros, whose DDS discovery stays on its namespace's loopback
+    env = os.environ | {
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
+        "ROS_DOMAIN_ID": "42",
+    }
     jobs = [(m, s) for s in args.seeds for m in args.methods]
     run_dirs = {job: ROOT / "outputs" / "bench" / "pick_cube" / f"{job[0]}_s{job[1]}" for job in jobs}
     pending, running, wall = list(jobs), {}, {}
@@ -167,6 +186,7 @@ def main() -> None:
     targets = {}
     for method, target, what in (
         ("rlpd", TARGET_SUCCESS, "RLPD (oracle reward)"),
+        ("rlpd_ros", TARGET_SUCCESS, "RLPD through the ROS 2 graph (oracle reward)"),
         ("rlpd_classifier", LEARNED_REWARD_TARGET, "RLPD on the classifier reward only"),
     ):
         if method in summary:
@@ -177,7 +197,7 @@ def main() -> None:
         "benchmark": "pick_cube_learning",
         "task": "pick_cube, state-based policy (privileged cube pose), sparse success reward, CPU",
         "rewards": {
-            "rlpd, sac, bc": "ground-truth success from the twin (an oracle)",
+            "rlpd, rlpd_ros, sac, bc": "ground-truth success from the twin (an oracle)",
             "rlpd_classifier": "a success classifier on the front + wrist cameras (128x128), trained by train-reward",
         },
         "demos": args.demos,
@@ -204,6 +224,7 @@ def plot(result: dict, path: Path) -> None:
         "sac": "tab:orange",
         "bc": "tab:green",
         "rlpd_classifier": "tab:purple",
+        "rlpd_ros": "tab:red",
     }
     demos = result["demos"]
     labels = {
@@ -212,6 +233,7 @@ def plot(result: dict, path: Path) -> None:
         "bc": f"BC ({demos} demos)",
         "rlpd_classifier": f"RLPD ({demos} demos), classifier reward",
         "rlpd_10_critics": f"RLPD ({demos} demos), 10 critics, oracle reward",
+        "rlpd_ros": f"RLPD ({demos} demos) through the ROS 2 graph, oracle reward",
     }
     for name, run in result["runs"].items():
         method = run["method"]

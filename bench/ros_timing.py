@@ -1,6 +1,8 @@
 """ROS 2 graph timing on the twin in real time (issue 5, "Performance"): observation age, missed
 control ticks, dropped wrench samples and each node's CPU use; policy-to-command latency; weight
-transfer time for the pixel agent. At 128x128 camera frames, then at 640x480 with on-node resize.
+transfer time for the pixel agent. At 128x128 camera frames, then at 640x480 with on-node resize,
+with Fast DDS's default transports and with configs/dds/large_frames.xml (a shared-memory segment
+that 640x480 frames fit: run `640x480_shm`).
 
     .venv/bin/python bench/ros_timing.py                                # ~3 minutes: two 60 s windows + weights
     .venv/bin/python bench/ros_timing.py --duration 10 --transfers 5    # a quick look
@@ -98,7 +100,14 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
 ISOLATED = "ROBOT_RL_ROS_ISOLATED"  # set for the re-executed child, as tests/ros/test_scenarios.py does
 TARGETS = {"observation_age_p99_ms": 50.0, "missed_ticks": 0, "dropped_wrench_samples": 0}
-SIZES = {"128x128": (128, 128), "640x480": (640, 480)}  # twin's frames (width, height); observations stay 128x128
+# Run name -> the twin's frames (width, height; observations stay 128x128) and the Fast DDS profile
+# of the graph's processes (None: rmw_fastrtps's defaults, whose 512 KB shared-memory segment a
+# 640x480 frame does not fit: it goes over UDP on loopback, fragmented).
+SIZES = {
+    "128x128": ((128, 128), None),
+    "640x480": ((640, 480), None),
+    "640x480_shm": ((640, 480), "configs/dds/large_frames.xml"),
+}
 CAMERAS = ("front", "wrist")
 STATS_PERIOD_S = 1.0  # the aggregator's counters this often: the window's ends
 COMMON = [
@@ -345,7 +354,7 @@ def ros_args(namespace: str, overrides: list[str], *parameters: str) -> list[str
 
 def graph_commands(size: str, namespace: str) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
     """(process name -> argv, process name -> its Hydra overrides) for one frame size."""
-    width, height = SIZES[size]
+    (width, height), _ = SIZES[size]
     frames = [
         f"sim.camera_rigs.{cam}.{key}={value}"
         for cam in CAMERAS
@@ -362,11 +371,16 @@ def graph_commands(size: str, namespace: str) -> tuple[dict[str, list[str]], dic
     return commands, overrides
 
 
-def start_processes(commands: dict[str, list[str]], log_dir: Path) -> dict[str, subprocess.Popen]:
+def start_processes(
+    commands: dict[str, list[str]], log_dir: Path, dds_profile: str | None
+) -> dict[str, subprocess.Popen]:
+    env = dict(os.environ)
+    if dds_profile is not None:
+        env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(REPO / dds_profile)
     processes = {}
     for name, argv in commands.items():
         with open(log_dir / f"{name}.log", "w") as log:
-            processes[name] = subprocess.Popen(argv, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+            processes[name] = subprocess.Popen(argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     return processes
 
 
@@ -402,7 +416,7 @@ def measure_graph(size: str, args: argparse.Namespace, log_dir: Path) -> dict:
     commands, overrides = graph_commands(size, namespace)
     run_logs = log_dir / size
     run_logs.mkdir()
-    processes = start_processes(commands, run_logs)
+    processes = start_processes(commands, run_logs, SIZES[size][1])
     pids = {name: p.pid for name, p in processes.items()} | {"bench (probe)": os.getpid()}
     probe = Probe(namespace, pids)
     executor, thread = spinning(probe)
@@ -431,6 +445,7 @@ def measure_graph(size: str, args: argparse.Namespace, log_dir: Path) -> dict:
         result["bad_observations"] = probe.bad_observations
         result["loadavg_window_start_end"] = [[round(x, 2) for x in load] for load in loads]
         result["overrides"] = overrides
+        result["dds_profile"] = SIZES[size][1] or "rmw_fastrtps defaults (512 KB shared-memory segment)"
         result["commands"] = {name: shlex.join(["python", *argv[1:]]) for name, argv in commands.items()}
         return result
     except RuntimeError as error:
