@@ -8,6 +8,7 @@
   robot-rl reward-eval reward=... [overrides]   a reward model's fidelity to the twin's ground truth
   robot-rl graph [overrides]   the ROS 2 graph in one process (the nodes launch/*.launch.py start)
   robot-rl train train.transport=ros [overrides]   train on the steps of the ROS graph's actors
+  robot-rl calibrate doctor|workspace|tare|crops [options] [overrides]   set-up tools on a robot's topics
 
 Examples: `robot-rl sim task=peg_insert episodes=2`, `robot-rl train sim=state task=pick_cube`,
 `robot-rl train run_dir=outputs/train/20261123-101500` (resume), `robot-rl run train.env_steps=2000`.
@@ -181,6 +182,52 @@ COMMANDS: dict[str, tuple[Callable[[Config, Path, list[str]], object], str, dict
 }
 
 
+def cmd_calibrate(config: Config, args: argparse.Namespace) -> int:
+    from ros_nodes import calibrate  # rclpy only for these tools
+
+    if args.tool == "doctor":
+        return calibrate.doctor(config, args.seconds)
+    if args.tool == "workspace":
+        return calibrate.record_workspace(config, args.output, args.margin, namespace=args.namespace)
+    if args.tool == "tare":
+        return calibrate.tare(config, args.service, args.seconds, args.tolerance, args.namespace)
+    rectangles = dict(_rectangle(text) for text in args.rect) or None
+    return calibrate.pick_crops(config, args.output, rectangles, args.namespace, args.frames_dir)
+
+
+def _rectangle(text: str) -> tuple[str, list[float]]:
+    """--rect CAM=x0,y0,x1,y1"""
+    camera, _, numbers = text.partition("=")
+    try:
+        rectangle = [float(v) for v in numbers.split(",")]
+    except ValueError:
+        rectangle = []
+    if not camera or len(rectangle) != 4:
+        raise argparse.ArgumentTypeError(f"--rect {text!r}: expected CAM=x0,y0,x1,y1")
+    return camera, rectangle
+
+
+def _calibrate_parser(sub) -> None:
+    calibrate = sub.add_parser("calibrate", help="set-up tools on a robot's topics (doctor, workspace, tare, crops)")
+    tools = calibrate.add_subparsers(dest="tool", required=True)
+    doctor = tools.add_parser("doctor", help="check that every sensor topic arrives, of its type, at its rate, sane")
+    doctor.add_argument("--seconds", type=float, default=5.0, help="how long to listen")
+    workspace = tools.add_parser("workspace", help="record the workspace box by guiding the arm to its corners")
+    workspace.add_argument("--output", default="configs/cell/local.yaml", help="the cell file to write")
+    workspace.add_argument("--margin", type=float, default=0.02, help="m the box is shrunk inward")
+    tare = tools.add_parser("tare", help="zero the F/T sensor and check that it reads ~0")
+    tare.add_argument("--service", default="ft_sensor/tare", help="its std_srvs/Trigger")
+    tare.add_argument("--seconds", type=float, default=1.0, help="wrench read before and after")
+    tare.add_argument("--tolerance", type=float, default=1.0, help="N the force may read after the tare")
+    crops = tools.add_parser("crops", help="pick each camera's crop (a window, or --rect) into the cell file")
+    crops.add_argument("--output", default="configs/cell/local.yaml", help="the cell file to write")
+    crops.add_argument("--rect", action="append", default=[], help="CAM=x0,y0,x1,y1 in source pixels (repeatable)")
+    crops.add_argument("--frames-dir", default="crop_frames", help="where frames go when there is no display")
+    for tool in (doctor, workspace, tare, crops):
+        tool.add_argument("--namespace", default=None, help="the robot's namespace (one of ros.namespaces)")
+        tool.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. robot=franka cell=local")
+
+
 def _with_defaults(overrides: list[str], defaults: dict[str, str]) -> list[str]:
     given = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
     return [f"{key}={value}" for key, value in defaults.items() if key not in given] + overrides
@@ -203,7 +250,14 @@ def main(argv: list[str] | None = None) -> int:
     for name, (_, help_text, _) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. task=peg_insert seed=3 sim.cameras=[front]")
+    _calibrate_parser(sub)
     args = parser.parse_args(argv)
+    if args.command == "calibrate":
+        try:
+            return cmd_calibrate(load_config(args.overrides), args)
+        except (argparse.ArgumentTypeError, ValueError, ConfigError, HydraException, OmegaConfBaseException) as error:
+            print(f"robot-rl calibrate {args.tool}: {_config_error_message(error)}", file=sys.stderr)
+            return 2
     handler, _, defaults = COMMANDS[args.command]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     logging.getLogger("OpenGL").setLevel(logging.WARNING)

@@ -18,6 +18,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from robot_rl.agents.bc.config import BCConfig
 from robot_rl.agents.config import AgentConfig, ScriptedExpertConfig
 from robot_rl.agents.sac.config import SACConfig
+from robot_rl.hil.config import HilConfig
 from robot_rl.rewards.classifier.config import SuccessClassifierConfig
 from robot_rl.rewards.clip.config import CLIPRewardConfig
 from robot_rl.rewards.config import OracleRewardConfig, RewardConfig
@@ -52,6 +53,7 @@ class Config:
     train: TrainConfig = MISSING
     ros: RosConfig = MISSING
     teleop: TeleopConfig = MISSING
+    hil: HilConfig = MISSING
     seed: int = 0
     episodes: int = 3
     output_dir: str = "outputs"
@@ -60,8 +62,16 @@ class Config:
     checkpoint: str = ""  # eval: the run dir of a training run
 
     def validate(self) -> None:
-        for key in ("task", "robot", "sim", "agent", "reward", "train", "ros", "teleop"):
+        for key in ("task", "robot", "sim", "agent", "reward", "train", "ros", "teleop", "hil"):
             getattr(self, key).validate(key)
+        self.hil.check_reward(self.reward.name, list(getattr(self.reward, "sources", {})))
+        if self.hil.mode != "off" and not (self.train.mode == "sync" and self.train.transport == "inprocess"):
+            raise ConfigError(
+                f"hil.mode={self.hil.mode}: the simulated human acts on the in-process twin (train.mode=sync, "
+                "train.transport=inprocess); over ROS the operator intervenes through the teleop node"
+            )
+        if self.hil.mode != "off" and self.agent.name == "bc":
+            raise ConfigError("hil.mode: BC learns from the demos alone; interventions need agent=sac")
         if self.ros.twin and self.robot.name != TWIN_ROBOT:
             raise ConfigError(
                 f"robot.name: the twin simulates a Franka Panda, not a {self.robot.name!r}: "
@@ -93,6 +103,7 @@ def register_configs() -> None:
     cs.store(group="schema/train", name="train", node=TrainConfig)
     cs.store(group="schema/ros", name="ros", node=RosConfig)
     cs.store(group="schema/teleop", name="teleop", node=TeleopConfig)
+    cs.store(group="schema/hil", name="hil", node=HilConfig)
     cs.store(group="schema/reward", name="oracle", node=OracleRewardConfig)
     cs.store(group="schema/reward", name="classifier", node=SuccessClassifierConfig)
     cs.store(group="schema/reward", name="clip", node=CLIPRewardConfig)

@@ -115,3 +115,10 @@ def test_train_reward_classifier_then_reward_eval(tmp_path):
     checkpoint = f"reward.checkpoint={tmp_path / 'r' / 'classifier.safetensors'}"
     assert cli.main(["reward-eval", *small, *cameras, checkpoint, "episodes=1", f"run_dir={tmp_path / 'e'}"]) == 0
     assert json.loads((tmp_path / "e" / "summary.json").read_text())["reward"] == "classifier"
+
+
+def test_calibrate_refuses_bad_arguments_before_touching_ros(capsys):
+    assert cli.main(["calibrate", "crops", "--rect", "front=1,2,3"]) == 2
+    assert "--rect 'front=1,2,3': expected CAM=x0,y0,x1,y1" in capsys.readouterr().err
+    assert cli.main(["calibrate", "doctor", "robot=no_such_robot"]) == 2
+    assert "robot" in capsys.readouterr().err

@@ -43,11 +43,13 @@ from robot_rl.config import Config, ConfigError, agent_config_of_run  # noqa: E4
 from robot_rl.data.checkpoint import load_agent_state, load_checkpoint, save_checkpoint  # noqa: E402
 from robot_rl.data.demos import collect_expert_demos  # noqa: E402
 from robot_rl.data.replay import ReplayBuffer, mixed_batch  # noqa: E402
+from robot_rl.hil.simulated_human import EpisodeStats, SimulatedHuman  # noqa: E402
 from robot_rl.rewards import make_reward_model  # noqa: E402
 from robot_rl.rewards.base import RewardInput, RewardModel  # noqa: E402
 from robot_rl.rewards.preference.model import load_preference_reward, make_labeller, save_preference_reward  # noqa: E402
 from robot_rl.robot.messages import StepMessage  # noqa: E402
 from robot_rl.rollout import AgentPolicy, make_env, reward_label, run_episodes, summarize  # noqa: E402
+from robot_rl.sim.experts import make_expert  # noqa: E402
 from robot_rl.spec import ACTION_DIM, flatten_state  # noqa: E402
 from robot_rl.train.reward_updates import OnlinePreferenceUpdates, relabel_buffer  # noqa: E402
 
@@ -73,6 +75,9 @@ class Curve:
     train_success_oracle: list[float | None] = field(default_factory=list)
     train_success_reward_model: list[float | None] = field(default_factory=list)
     train_return: list[float | None] = field(default_factory=list)
+    # With the simulated human (hil.mode): the share of the last TRAIN_WINDOW training episodes'
+    # steps that it drove, which falls as the policy needs it less.
+    intervention_rate: list[float | None] = field(default_factory=list)
 
 
 def camera_sizes(config: Config) -> dict[str, tuple[int, int]]:
@@ -182,6 +187,9 @@ class Trainer:
                 storage_dir=run_dir / "buffers" / "online",
             )
             demo_slots = max(1000, c.demo_episodes * (config.task.max_episode_steps + 1))
+            if config.hil.interventions_as_demos:  # room for every step the human may drive
+                budget = config.hil.human.budget_total
+                demo_slots += min(c.env_steps, budget if budget is not None else c.env_steps)
             self.demos = ReplayBuffer(
                 demo_slots, self.state_dim, ACTION_DIM, camera_sizes(config), ram_frame_budget_bytes=2**40
             )
@@ -191,6 +199,9 @@ class Trainer:
                 if self.reward_model is not None:
                     # recorded with the oracle's reward: the learner sees the model's
                     relabel_buffer(self.demos, self.reward_model, self._score, self.device)
+        # hil.mode: the simulated operator watching the training env (its expert reads the twin's state)
+        self.human = SimulatedHuman(config.hil.human, make_expert(self.env)) if config.hil.mode != "off" else None
+        self.intervention_stats: list[EpisodeStats] = []
         self.reward_updates: OnlinePreferenceUpdates | None = None
         if getattr(config.reward, "online_every", 0):
             self._start_reward_updates(resumed=checkpoint is not None)
@@ -260,8 +271,10 @@ class Trainer:
 
     def _train_sync(self) -> None:
         c = self.config.train
-        env, rng = self.env, self.rng
+        env, rng, human = self.env, self.rng, self.human
         obs, info = env.reset(seed=self._episode_seed())
+        if human is not None:
+            human.reset()
         episode_return, episode_ends = 0.0, []
         start, t0, updates = self.step, time.perf_counter(), 0
         bar = tqdm(range(self.step, c.env_steps), initial=self.step, total=c.env_steps, desc="train", unit="step")
@@ -272,16 +285,28 @@ class Trainer:
                 action = rng.uniform(-1.0, 1.0, ACTION_DIM).astype(np.float32)
             else:
                 action = self.agent.act(obs)
+            # The simulated human sees the policy's action and may take over: the step stores the
+            # action executed, the human's while it intervenes (what the robot did).
+            decision = human.step(obs, info, action) if human is not None else None
+            intervened = decision is not None and decision.intervening
+            if intervened:
+                action = decision.action
             next_obs, reward, terminated, truncated, info = env.step(action)
             if self.reward_model is not None:
-                reward, terminated = self._learned_reward(next_obs, action)
+                started = decision is not None and decision.started
+                reward, terminated = self._learned_reward(next_obs, action, intervention_start=started)
             self.online.add(obs, action, reward, next_obs, terminated, truncated)
+            if intervened and self.config.hil.interventions_as_demos:
+                self.demos.add(obs, action, reward, next_obs, terminated, truncated)
             if self.reward_updates is not None:
                 self.reward_updates.record(next_obs, info, terminated or truncated)
             obs, episode_return = next_obs, episode_return + reward
             if terminated or truncated:
                 episode_ends.append((bool(info["success"]), bool(terminated), episode_return))
                 self.writer.add_scalar("charts/episode_return", episode_return, self.step)
+                if human is not None:
+                    self._log_interventions(human.episode_stats)
+                    human.reset()
                 obs, info = env.reset(seed=self._episode_seed())
                 episode_return = 0.0
 
@@ -339,12 +364,23 @@ class Trainer:
             self._periodic(self.step + 1, metrics, [], start, t0, self.step + 1 - start, bar)
         self.step = c.env_steps
 
-    def _learned_reward(self, next_obs: dict, action: np.ndarray) -> tuple[float, bool]:
+    def _learned_reward(
+        self, next_obs: dict, action: np.ndarray, intervention_start: bool = False
+    ) -> tuple[float, bool]:
         """The reward model's reward for the observation an action led to, and whether its success
-        decision ends the episode (when the task ends episodes on success)."""
+        decision ends the episode (when the task ends episodes on success). `intervention_start`:
+        a human took over with this action (RLIF's penalty)."""
         inputs = RewardInput.from_observation(next_obs, self.reward_model.cameras, action, self.device)
+        inputs.intervention_start[0] = intervention_start
         reward, terminated = self._score(self.reward_model, inputs)
         return float(reward[0]), bool(terminated[0])
+
+    def _log_interventions(self, episode: EpisodeStats) -> None:
+        self.intervention_stats.append(episode)
+        self.writer.add_scalar("hil/intervention_rate", episode.intervention_rate, self.step)
+        self.writer.add_scalar("hil/interventions_per_episode", episode.interventions, self.step)
+        if episode.interventions:
+            self.writer.add_scalar("hil/mean_intervention_length", episode.mean_intervention_length, self.step)
 
     def _poll_reward_updates(self) -> None:
         improved = self.reward_updates.poll(self.step)
@@ -414,6 +450,10 @@ class Trainer:
             self.curve.train_success_oracle.append(self.train_stats[0])
             self.curve.train_success_reward_model.append(self.train_stats[1])
             self.curve.train_return.append(self.train_stats[2])
+            recent = self.intervention_stats[-TRAIN_WINDOW:]
+            steps = sum(episode.steps for episode in recent)
+            rate = sum(episode.intervened_steps for episode in recent) / steps if steps else None
+            self.curve.intervention_rate.append(rate if self.human is not None else None)
         self.writer.add_scalar("eval/success_rate", summary["success_rate"], step)
         self.writer.add_scalar("eval/mean_episode_length", summary["mean_episode_length"], step)
         (self.run_dir / "curve.json").write_text(json.dumps(self.curve.__dict__))
@@ -547,6 +587,10 @@ def plot_curve(curve: Curve, path: Path, title: str) -> None:
             points = [(s, v) for s, v in zip(curve.env_steps, values, strict=False) if v is not None]
             if points:
                 ax.plot(*zip(*points, strict=True), linestyle=style, label=label)
+        ax.legend(fontsize=8)
+    rates = [(s, v) for s, v in zip(curve.env_steps, curve.intervention_rate, strict=False) if v is not None]
+    if rates:  # the simulated human: the share of training steps it drove, on the same 0..1 scale
+        ax.plot(*zip(*rates, strict=True), linestyle="-.", color="tab:red", label="training steps intervened")
         ax.legend(fontsize=8)
     ax.set(xlabel="env steps", ylabel="success rate", ylim=(-0.02, 1.02), title=title)
     ax.grid(alpha=0.3)

@@ -1,0 +1,51 @@
+"""HilConfig: human-in-the-loop training on the twin, with the simulated human standing in for the
+operator (robot_rl/hil/simulated_human.py). The modes (configs/hil/):
+
+  off       no interventions
+  hil_serl  HIL-SERL: the human's corrections are demonstrations too (they also go to the demo
+            buffer, sampled 50/50 with online data); the task reward is the configured one
+  rlif      RLIF: the reward is -1 where an intervention starts and 0 otherwise, and nothing else
+            (reward=intervention): the policy learns to avoid what makes a person step in
+  both      interventions as demonstrations and the intervention penalty beside the task reward
+            (reward=composite with an intervention source)
+
+Whatever the mode, an intervened step stores the human's action (what the robot did), and the
+intervention rate and lengths are logged per episode (hil/*).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from robot_rl.hil.simulated_human import SimulatedHumanConfig
+from robot_rl.sim.config import ConfigError, check_choice
+
+HIL_MODES = ("off", "hil_serl", "rlif", "both")
+
+
+@dataclass
+class HilConfig:
+    mode: str = "off"
+    human: SimulatedHumanConfig = field(default_factory=SimulatedHumanConfig)
+
+    def validate(self, key: str = "hil") -> None:
+        check_choice(self.mode, HIL_MODES, f"{key}.mode")
+        self.human.validate(f"{key}.human")
+
+    @property
+    def interventions_as_demos(self) -> bool:
+        return self.mode in ("hil_serl", "both")
+
+    def check_reward(self, reward_name: str, reward_sources: list[str]) -> None:
+        """The reward the mode needs: RLIF's intervention penalty is a reward source (reward=intervention,
+        robot_rl/rewards/simple.py), so rlif and both need one; hil_serl needs none."""
+        scores_interventions = reward_name == "intervention" or "intervention" in reward_sources
+        if self.mode == "rlif" and reward_name != "intervention":
+            raise ConfigError(
+                f"hil.mode=rlif: the reward is the intervention penalty alone: reward=intervention, not {reward_name!r}"
+            )
+        if self.mode == "both" and not (reward_name == "composite" and scores_interventions):
+            raise ConfigError(
+                "hil.mode=both: the reward is the task's plus the intervention penalty: reward=composite with an "
+                "intervention source (see configs/hil/both.yaml)"
+            )

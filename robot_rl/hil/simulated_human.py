@@ -1,0 +1,221 @@
+"""A simulated operator that intervenes on the twin as a person with a SpaceMouse does in HIL-SERL,
+so that intervention-based learning (HIL-SERL, RLIF) runs in CI and benchmarks without a person.
+
+The person watches the robot and knows what it should do: a scripted expert (robot_rl/sim/experts.py)
+that reads the twin's privileged state. Once per control step, before the env steps, the caller
+hands the policy's action to step(); the human either lets it run or takes over with their own.
+The model, and why each parameter is there:
+  deviation   a person notices a robot heading the wrong way, not a small error: the policy's action
+              is "wrong" when its L2 distance to the expert's over the action entries `dims` exceeds
+              deviation_threshold. One odd step is forgiven; patience_steps in a row are not.
+  stuck       a robot that makes no progress is as bad as a wrong one (a policy that learned to hold
+              still is common early in training): the TCP less than stuck_distance from where it was
+              stuck_steps steps ago (0: never). Neither trigger fires on a success: nobody steps in then.
+  reaction    a person decides, then reaches for the SpaceMouse: the policy still drives the step
+              the human decides on and reaction_delay_steps more, then the human takes over. So a
+              deviating policy executes patience_steps + reaction_delay_steps actions first.
+  noise       a hand on a SpaceMouse is not a controller: Gaussian noise (noise_std) on the expert's
+              action, clipped to the spec's [-1, 1], so the learner does not see a perfect teacher.
+  hand-back   a person corrects and lets go, to see whether the policy now copes: one intervention
+              lasts takeover_steps, then the policy drives again and both triggers start afresh.
+  budget      a person's attention is finite, and a benchmark compares methods at equal human effort:
+              at most budget_steps_per_episode intervened steps per episode (0: none) and
+              budget_total over the run (None: unlimited). An intervention that runs out of budget
+              ends there; none starts without budget.
+The expert is asked every step, intervening or not, because its state machine follows the episode.
+All randomness is the noise, from a generator seeded with `seed`: a run is reproducible.
+An episode boundary (reset()) ends any intervention and pending decision.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from robot_rl import spec
+from robot_rl.sim.config import ConfigError
+
+
+class Expert(Protocol):
+    def act(self, obs: dict, info: dict) -> np.ndarray: ...
+
+    def reset(self) -> None: ...
+
+
+def _check(condition: bool, key: str, message: str) -> None:
+    if not condition:
+        raise ConfigError(f"{key}: {message}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass
+class SimulatedHumanConfig:
+    """The simulated operator (see the module docstring for what each knob models)."""
+
+    deviation_threshold: float = 1.0  # L2 over `dims` of (policy action - expert action); .inf: never
+    dims: list[int] = field(default_factory=lambda: list(range(spec.ACTION_DIM)))  # spec action entries
+    patience_steps: int = 2  # consecutive deviating steps before deciding to take over
+    stuck_steps: int = 10  # 0: no stuck detection
+    stuck_distance: float = 0.005  # m
+    reaction_delay_steps: int = 1  # policy steps between the deciding step and the takeover
+    takeover_steps: int = 8  # one intervention's length, then hand back
+    noise_std: float = 0.1  # on the human's action, before clipping to [-1, 1]
+    budget_steps_per_episode: int = 40  # intervened steps per episode; 0: no interventions
+    budget_total: int | None = None  # intervened steps over the run; None: unlimited
+    seed: int = 0
+
+    def validate(self, key: str = "hil.human") -> None:
+        _check(
+            self.deviation_threshold > 0,
+            f"{key}.deviation_threshold",
+            f"must be > 0 (.inf: never), got {self.deviation_threshold}",
+        )
+        _check(
+            len(self.dims) > 0
+            and len(set(self.dims)) == len(self.dims)
+            and all(_is_int(d) and 0 <= d < spec.ACTION_DIM for d in self.dims),
+            f"{key}.dims",
+            f"needs distinct action indices in 0..{spec.ACTION_DIM - 1} {spec.ACTION_LAYOUT}, got {list(self.dims)}",
+        )
+        for name, low in (
+            ("patience_steps", 1),
+            ("stuck_steps", 0),
+            ("reaction_delay_steps", 0),
+            ("takeover_steps", 1),
+            ("budget_steps_per_episode", 0),
+            ("seed", 0),
+        ):
+            value = getattr(self, name)
+            _check(_is_int(value) and value >= low, f"{key}.{name}", f"must be an integer >= {low}, got {value!r}")
+        for name in ("stuck_distance", "noise_std"):
+            value = getattr(self, name)
+            _check(math.isfinite(value) and value >= 0, f"{key}.{name}", f"must be >= 0, got {value}")
+        _check(
+            self.budget_total is None or (_is_int(self.budget_total) and self.budget_total >= 0),
+            f"{key}.budget_total",
+            f"must be an integer >= 0 or null (unlimited), got {self.budget_total!r}",
+        )
+
+
+@dataclass(frozen=True)
+class HumanDecision:
+    action: np.ndarray | None  # float32[7], the human's action while intervening, else None
+    intervening: bool
+    started: bool  # the first step of an intervention (RLIF's reward is -1 there)
+    reason: str  # why the ongoing intervention began: "deviation" or "stuck"; "" when not intervening
+    interventions: int  # started over the run, this one included
+    episode_intervened_steps: int  # this step included
+    total_intervened_steps: int
+
+
+@dataclass(frozen=True)
+class EpisodeStats:
+    steps: int
+    intervened_steps: int
+    interventions: int
+
+    @property
+    def intervention_rate(self) -> float:
+        return self.intervened_steps / self.steps if self.steps else 0.0
+
+    @property
+    def mean_intervention_length(self) -> float:
+        return self.intervened_steps / self.interventions if self.interventions else 0.0
+
+
+class SimulatedHuman:
+    """reset() at each episode start, then step(obs, info, policy_action) once per control step,
+    before the env steps; execute decision.action instead of the policy's while it is not None."""
+
+    def __init__(self, config: SimulatedHumanConfig, expert: Expert):
+        config.validate()
+        self.config, self.expert = config, expert
+        self._rng = np.random.default_rng(config.seed)
+        self._dims = np.asarray(config.dims)
+        self.interventions = 0
+        self.total_intervened_steps = 0
+        self.reset()
+
+    def reset(self) -> None:
+        self.expert.reset()
+        self._steps = self._episode_intervened = self._episode_interventions = 0
+        self._takeover_left = 0  # steps left in the ongoing intervention
+        self._reason = ""
+        self._pending: tuple[int, str] | None = None  # a decision: the step to take over at, and why
+        self._forget()
+
+    @property
+    def episode_stats(self) -> EpisodeStats:
+        return EpisodeStats(self._steps, self._episode_intervened, self._episode_interventions)
+
+    def step(self, obs: dict, info: dict, policy_action: np.ndarray) -> HumanDecision:
+        expert_action = np.asarray(self.expert.act(obs, info), dtype=np.float32)
+        policy_action = np.asarray(policy_action, dtype=np.float32)
+        if policy_action.shape != (spec.ACTION_DIM,):
+            raise ValueError(f"policy_action must have shape ({spec.ACTION_DIM},), got {policy_action.shape}")
+        now, self._steps = self._steps, self._steps + 1
+        started = False
+        if self._takeover_left == 0 and self._pending is None:
+            self._watch(now, obs, info, np.clip(policy_action, -1.0, 1.0), expert_action)
+        if self._pending is not None and now >= self._pending[0]:
+            self._reason = self._pending[1]
+            self._pending = None
+            self._forget()  # after this decision, both triggers start afresh
+            if self._budget_left() > 0:
+                self._takeover_left, started = self.config.takeover_steps, True
+                self.interventions += 1
+                self._episode_interventions += 1
+        if self._takeover_left and self._budget_left() == 0:
+            self._takeover_left = 0
+        action = None
+        if self._takeover_left:
+            noise = self._rng.normal(0.0, self.config.noise_std, spec.ACTION_DIM)
+            action = np.clip(expert_action + noise, -1.0, 1.0).astype(np.float32)
+            self._takeover_left -= 1
+            self._episode_intervened += 1
+            self.total_intervened_steps += 1
+        return HumanDecision(
+            action=action,
+            intervening=action is not None,
+            started=started,
+            reason=self._reason if action is not None else "",
+            interventions=self.interventions,
+            episode_intervened_steps=self._episode_intervened,
+            total_intervened_steps=self.total_intervened_steps,
+        )
+
+    def _watch(self, now: int, obs: dict, info: dict, policy_action: np.ndarray, expert_action: np.ndarray) -> None:
+        """Decide whether to take over, from what the policy does now and where the TCP has been."""
+        c = self.config
+        self._positions.append(np.array(obs["state"]["tcp_pose"][:3], dtype=np.float64))
+        if info["success"]:
+            self._deviating = 0
+            return
+        deviation = float(np.linalg.norm((policy_action - expert_action)[self._dims]))
+        self._deviating = self._deviating + 1 if deviation > c.deviation_threshold else 0
+        stuck = (
+            c.stuck_steps > 0
+            and len(self._positions) > c.stuck_steps
+            and np.linalg.norm(self._positions[-1] - self._positions[0]) < c.stuck_distance
+        )
+        if self._deviating >= c.patience_steps or stuck:
+            reason = "deviation" if self._deviating >= c.patience_steps else "stuck"
+            self._pending = (now + 1 + c.reaction_delay_steps, reason)
+
+    def _forget(self) -> None:
+        self._deviating = 0
+        self._positions: deque[np.ndarray] = deque(maxlen=self.config.stuck_steps + 1)
+
+    def _budget_left(self) -> int:
+        c = self.config
+        left = c.budget_steps_per_episode - self._episode_intervened
+        if c.budget_total is not None:
+            left = min(left, c.budget_total - self.total_intervened_steps)
+        return left

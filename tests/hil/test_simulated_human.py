@@ -1,0 +1,295 @@
+"""The simulated human: when it takes over (deviation, stuck), for how long, on what budget, with
+what noise; its config errors; and on the twin, that an expert policy is left alone, a still one is
+taken over, and the human's corrections make a random policy reach its goal."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pytest
+
+from robot_rl.hil.simulated_human import EpisodeStats, HumanDecision, SimulatedHuman, SimulatedHumanConfig
+from robot_rl.sim.config import ConfigError, SimConfig
+from robot_rl.sim.env import SimTwinEnv
+from robot_rl.sim.experts import make_expert
+
+EXPERT_ACTION = np.array([0.5, -0.5, 0.2, 0.0, 0.0, 0.0, -1.0], np.float32)
+DEVIATING = -EXPERT_ACTION  # L2 distance 2.48 from the expert's, over the default threshold 1.0
+
+
+class FakeExpert:
+    """Always the same action; counts its calls and resets."""
+
+    def __init__(self, action: np.ndarray = EXPERT_ACTION):
+        self.action = np.asarray(action, np.float32)
+        self.calls = self.resets = 0
+
+    def act(self, obs: dict, info: dict) -> np.ndarray:
+        self.calls += 1
+        return self.action.copy()
+
+    def reset(self) -> None:
+        self.resets += 1
+
+
+def fake_obs(step: int, moving: bool) -> dict:
+    x = 0.4 + (0.01 * step if moving else 0.0)  # 1 cm per step: never stuck
+    return {"state": {"tcp_pose": np.array([x, 0.0, 0.2, 0.0, 1.0, 0.0, 0.0], np.float32)}}
+
+
+def make_human(expert: FakeExpert | None = None, **fields) -> SimulatedHuman:
+    fields = {"noise_std": 0.0, "budget_steps_per_episode": 1000, **fields}
+    return SimulatedHuman(SimulatedHumanConfig(**fields), expert or FakeExpert())
+
+
+def run(
+    human: SimulatedHuman, policy: np.ndarray, steps: int, moving: bool = True, success: bool = False
+) -> list[HumanDecision]:
+    return [human.step(fake_obs(i, moving), {"success": success}, policy) for i in range(steps)]
+
+
+def intervening(decisions: list[HumanDecision]) -> list[bool]:
+    return [d.intervening for d in decisions]
+
+
+# deviation, hand-back, patience --------------------------------------------------------------------
+def test_a_policy_equal_to_the_expert_is_never_taken_over():
+    expert = FakeExpert()
+    decisions = run(make_human(expert), EXPERT_ACTION, 100)
+    assert not any(intervening(decisions))
+    assert expert.calls == 100
+
+
+@pytest.mark.parametrize(("patience", "delay", "takeover"), [(2, 1, 8), (1, 0, 1), (3, 2, 5)])
+def test_a_deviating_policy_is_taken_over_after_patience_and_delay_for_takeover_steps(patience, delay, takeover):
+    expert = FakeExpert()
+    human = make_human(expert, patience_steps=patience, reaction_delay_steps=delay, takeover_steps=takeover)
+    cycle = patience + delay + takeover  # policy steps, then the human's, then handed back: again
+    decisions = run(human, DEVIATING, 3 * cycle)
+
+    assert intervening(decisions) == [i % cycle >= patience + delay for i in range(3 * cycle)]
+    assert [d.started for d in decisions] == [i % cycle == patience + delay for i in range(3 * cycle)]
+    for d in decisions:
+        assert d.reason == ("deviation" if d.intervening else "")
+        if d.intervening:
+            np.testing.assert_array_equal(d.action, EXPERT_ACTION)  # noise_std 0
+        else:
+            assert d.action is None
+    assert decisions[-1].interventions == 3
+    assert decisions[-1].episode_intervened_steps == decisions[-1].total_intervened_steps == 3 * takeover
+    assert expert.calls == 3 * cycle  # asked every step, intervening or not
+
+
+def test_deviating_steps_must_be_consecutive():
+    human = make_human(patience_steps=2)
+    decisions = [
+        human.step(fake_obs(i, True), {"success": False}, (DEVIATING, EXPERT_ACTION)[i % 2]) for i in range(50)
+    ]
+    assert not any(intervening(decisions))
+
+
+def test_a_wrong_policy_action_shape_is_refused():
+    with pytest.raises(ValueError, match=r"policy_action must have shape \(7,\)"):
+        make_human().step(fake_obs(0, True), {"success": False}, np.zeros(6))
+
+
+# stuck ----------------------------------------------------------------------------------------------
+def test_a_still_tcp_is_taken_over_after_stuck_steps_and_delay():
+    decisions = run(
+        make_human(stuck_steps=4, reaction_delay_steps=1, takeover_steps=3), EXPERT_ACTION, 12, moving=False
+    )
+    # decided at step 4 (5 observations, 4 steps apart, all in one place), one step of delay
+    assert intervening(decisions) == [False] * 6 + [True] * 3 + [False] * 3
+    assert decisions[6].started and decisions[6].reason == "stuck"
+
+
+@pytest.mark.parametrize(("stuck_steps", "success"), [(0, False), (4, True)])
+def test_no_stuck_takeover_when_disabled_or_the_task_is_done(stuck_steps, success):
+    decisions = run(make_human(stuck_steps=stuck_steps), EXPERT_ACTION, 30, moving=False, success=success)
+    assert not any(intervening(decisions))
+
+
+@pytest.fixture
+def make_env() -> Iterator[Callable[[str], SimTwinEnv]]:
+    envs: list[SimTwinEnv] = []
+
+    def factory(task: str) -> SimTwinEnv:
+        envs.append(SimTwinEnv(task, sim=SimConfig(cameras=[])))  # state-only: cheap
+        return envs[-1]
+
+    yield factory
+    for env in envs:
+        env.close()
+
+
+@pytest.mark.parametrize("task", ["reach", "pick_cube"])
+def test_a_still_policy_on_the_twin_is_taken_over_as_stuck(make_env, task):
+    env = make_env(task)
+    config = SimulatedHumanConfig(deviation_threshold=math.inf, stuck_steps=5, reaction_delay_steps=1)
+    human = SimulatedHuman(config, make_expert(env))
+    obs, info = env.reset(seed=3)
+    start = obs["state"]["tcp_pose"][:3].copy()
+    decisions = []
+    for _ in range(5 + 1 + 1 + config.takeover_steps):
+        decisions.append(human.step(obs, info, np.zeros(7, np.float32)))
+        obs, _, terminated, _, info = env.step(decisions[-1].action if decisions[-1].intervening else np.zeros(7))
+        if terminated:
+            break
+    assert intervening(decisions)[:8] == [False] * 7 + [True]
+    assert decisions[7].reason == "stuck" and decisions[7].started
+    assert np.linalg.norm(obs["state"]["tcp_pose"][:3] - start) > 0.05  # the human moved it
+
+
+@pytest.mark.parametrize("task", ["reach", "pick_cube"])
+def test_an_expert_policy_on_the_twin_is_never_taken_over(make_env, task):
+    env = make_env(task)
+    human, policy = SimulatedHuman(SimulatedHumanConfig(), make_expert(env)), make_expert(env)
+    for seed in (0, 1):
+        obs, info = env.reset(seed=seed)
+        human.reset()
+        policy.reset()
+        terminated = truncated = False
+        while not (terminated or truncated):
+            action = policy.act(obs, info)
+            assert not human.step(obs, info, action).intervening
+            obs, _, terminated, truncated, info = env.step(action)
+        assert info["success"]
+        assert human.episode_stats.interventions == 0 and human.episode_stats.steps > 0
+
+
+# noise and seeding ----------------------------------------------------------------------------------
+def intervened_actions(seed: int) -> np.ndarray:
+    expert = FakeExpert(np.array([1.0, -1.0, 1.0, -1.0, 0.99, -0.99, 0.0], np.float32))
+    decisions = run(make_human(expert, noise_std=0.5, seed=seed), DEVIATING, 60)
+    return np.array([d.action for d in decisions if d.intervening])
+
+
+def test_noise_is_clipped_and_seeded():
+    actions = intervened_actions(seed=7)
+    assert len(actions) > 20 and actions.dtype == np.float32
+    assert actions.min() >= -1.0 and actions.max() <= 1.0
+    assert np.any(actions == 1.0) and np.any(actions == -1.0)  # clipped, not rescaled
+    assert 0.3 < np.std(actions[:, 6]) < 0.7  # the noise is there (std 0.5 around 0)
+    np.testing.assert_array_equal(actions, intervened_actions(seed=7))
+    assert not np.array_equal(actions, intervened_actions(seed=8))
+
+
+# budgets and episodes -------------------------------------------------------------------------------
+def test_the_per_episode_budget_cuts_an_intervention_short_and_renews_at_reset():
+    human = make_human(budget_steps_per_episode=5, takeover_steps=8)
+    for _ in range(2):
+        decisions = run(human, DEVIATING, 40)
+        assert intervening(decisions) == [False] * 3 + [True] * 5 + [False] * 32
+        assert human.episode_stats == EpisodeStats(steps=40, intervened_steps=5, interventions=1)
+        human.reset()
+    assert human.total_intervened_steps == 10
+
+
+def test_the_total_budget_holds_over_episodes():
+    human = make_human(budget_steps_per_episode=5, budget_total=12)
+    per_episode = []
+    for _ in range(4):
+        human.reset()
+        per_episode.append(sum(intervening(run(human, DEVIATING, 30))))
+    assert per_episode == [5, 5, 2, 0]
+    assert human.total_intervened_steps == 12 and human.interventions == 3
+
+
+@pytest.mark.parametrize("fields", [{"budget_steps_per_episode": 0}, {"budget_total": 0}])
+def test_no_budget_or_disabled_never_intervenes(fields):
+    assert not any(intervening(run(make_human(**fields), DEVIATING, 30, moving=False)))
+
+
+def test_reset_ends_an_intervention_and_a_pending_decision():
+    expert = FakeExpert()
+    # no stuck detection: each run() below starts the fake TCP over, where it was 10 steps before
+    human = make_human(expert, patience_steps=2, reaction_delay_steps=1, stuck_steps=0)
+    assert intervening(run(human, DEVIATING, 4)) == [False, False, False, True]
+    human.reset()
+    assert expert.resets == 2  # at construction and now
+    assert human.episode_stats == EpisodeStats(0, 0, 0)
+    assert not any(intervening(run(human, EXPERT_ACTION, 10)))  # the intervention did not carry over
+    assert intervening(run(human, DEVIATING, 3)) == [False, False, False]  # decided at step 1, due at 3
+    human.reset()
+    assert not any(intervening(run(human, EXPERT_ACTION, 10)))  # nor did the decision
+    human.reset()
+    decisions = run(human, DEVIATING, 4)
+    assert intervening(decisions) == [False, False, False, True] and decisions[3].started
+    assert decisions[3].episode_intervened_steps == 1 and decisions[3].total_intervened_steps == 2
+
+
+def test_episode_stats():
+    human = make_human(patience_steps=2, reaction_delay_steps=1, takeover_steps=8)
+    run(human, DEVIATING, 22)  # steps 3-10 and 14-21 intervened
+    stats = human.episode_stats
+    assert stats == EpisodeStats(steps=22, intervened_steps=16, interventions=2)
+    assert stats.intervention_rate == pytest.approx(16 / 22) and stats.mean_intervention_length == pytest.approx(8.0)
+    assert EpisodeStats(0, 0, 0).intervention_rate == 0.0 and EpisodeStats(0, 0, 0).mean_intervention_length == 0.0
+
+
+# config ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("deviation_threshold", 0.0),
+        ("deviation_threshold", math.nan),
+        ("dims", []),
+        ("dims", [0, 7]),
+        ("dims", [1, 1]),
+        ("patience_steps", 0),
+        ("patience_steps", 1.5),
+        ("stuck_steps", -1),
+        ("stuck_distance", -0.001),
+        ("reaction_delay_steps", -1),
+        ("takeover_steps", 0),
+        ("noise_std", math.nan),
+        ("budget_steps_per_episode", -1),
+        ("budget_total", -1),
+        ("seed", -1),
+    ],
+)
+def test_config_errors_name_the_key(field, value):
+    config = SimulatedHumanConfig(**{field: value})
+    with pytest.raises(ConfigError, match=rf"^hil\.human\.{field}: "):
+        config.validate()
+    with pytest.raises(ConfigError, match=rf"^train\.hil\.{field}: "):
+        config.validate("train.hil")
+    with pytest.raises(ConfigError, match=rf"\.{field}: "):
+        SimulatedHuman(config, FakeExpert())
+
+
+def test_the_default_config_is_valid_and_off():
+    config = SimulatedHumanConfig()
+    config.validate()
+    assert config.dims == list(range(7))
+
+
+# end to end -----------------------------------------------------------------------------------------
+def reach_with_random_policy(env: SimTwinEnv, human: SimulatedHuman) -> tuple[int, float]:
+    """Successes and mean final distance to the goal over 4 episodes of a seeded random policy."""
+    rng = np.random.default_rng(0)
+    successes, distances = 0, []
+    for episode in range(4):
+        obs, info = env.reset(seed=episode)
+        human.reset()
+        terminated = truncated = False
+        while not (terminated or truncated):
+            action = rng.uniform(-1.0, 1.0, 7).astype(np.float32)
+            decision = human.step(obs, info, action)
+            obs, _, terminated, truncated, info = env.step(decision.action if decision.intervening else action)
+        successes += info["success"]
+        distances.append(np.linalg.norm(obs["state"]["tcp_pose"][:3] - info["task_state"][:3]))
+    return successes, float(np.mean(distances))
+
+
+def test_the_human_drives_a_random_policy_to_the_goal_on_reach(make_env):
+    env = make_env("reach")
+    alone = SimulatedHuman(SimulatedHumanConfig(budget_steps_per_episode=0), make_expert(env))
+    helped = SimulatedHuman(SimulatedHumanConfig(seed=0), make_expert(env))
+    successes_alone, distance_alone = reach_with_random_policy(env, alone)
+    successes_helped, distance_helped = reach_with_random_policy(env, helped)
+    assert alone.interventions == 0 and helped.interventions >= 4
+    assert successes_helped >= 3 > successes_alone
+    assert distance_helped < 0.5 * distance_alone
