@@ -16,6 +16,12 @@ What is measured
     sac      the same agent and budget without demos (demo_episodes=0: online data only);
     bc       behaviour cloning on the same demos (train.env_steps counts its gradient steps, so
              it is one point, not a curve: its final success rate);
+    rlpd_classifier_hil
+             rlpd_classifier with the simulated human (hil=hil_serl, robot_rl/hil/): it takes over
+             when the policy deviates from the scripted expert or is stuck (reaction delay, noise,
+             at most 40 intervened steps an episode), and its corrections are demos too (HIL-SERL);
+    rlif     RLIF: the simulated human as above, and the reward is only -1 where it steps in
+             (hil=rlif, reward=intervention): no task reward at all;
     rlpd_ros RLPD as above, trained through the ROS 2 graph (train.transport=ros): the twin in
              lockstep, aggregator, safety and actor as `robot-rl graph` in a child process, the
              learner taking the actor's steps over DDS and pushing weights back; in a loopback-only
@@ -33,7 +39,10 @@ What is measured
   share the two cores), in outputs/bench/pick_cube/<method>_s<seed>; running the bench again
   resumes unfinished runs from their checkpoints. Success rate = deterministic policy on
   --eval-episodes held-out seeds every --eval-every env steps (the learner's own evaluation).
-  Target from the issue: RLPD >= 90% success within 30k env steps with 10 demos.
+  Targets: RLPD >= 90% success within 30k env steps with 10 demos; with simulated interventions,
+  >= 90% in fewer env steps than without (rlpd_classifier_hil vs rlpd_classifier); RLIF >= 80%.
+  The human-in-the-loop arms also record the share of training steps the human drove, which
+  should fall as the policy improves (curve.intervention_rate, dotted in the plot).
 
 Writes bench/results/pick_cube_learning.json and .png, prints a summary.
 """
@@ -58,7 +67,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 TARGET_SUCCESS, TARGET_STEPS = 0.9, 30_000
 LEARNED_REWARD_TARGET = 0.8  # the reward issue's target for RLPD on the classifier's reward only
-METHODS = ("rlpd", "rlpd_10_critics", "sac", "bc", "rlpd_classifier", "rlpd_ros")
+METHODS = ("rlpd", "rlpd_10_critics", "sac", "bc", "rlpd_classifier", "rlpd_classifier_hil", "rlif", "rlpd_ros")
+RLIF_TARGET = 0.8
 
 
 def loopback_namespace(command: list[str]) -> list[str]:
@@ -70,17 +80,23 @@ def loopback_namespace(command: list[str]) -> list[str]:
 def run_commands(method: str, seed: int, args: argparse.Namespace, run_dir: Path) -> list[list[str]]:
     """The robot-rl commands of one run, in order."""
     cli = [sys.executable, "-m", "robot_rl.cli"]
-    if method == "rlpd_classifier":
+    if method in ("rlpd_classifier", "rlpd_classifier_hil"):
+        # each arm trains its classifier (same seed, same labelled episodes: the same classifier),
+        # so two arms running at once never write one file
         classifier = run_dir.with_name(run_dir.name + "_reward")
         cameras = ["task=pick_cube", "sim=state", "sim.cameras=[front,wrist]", f"seed={seed}"]
         reward = ["reward=classifier", f"reward.checkpoint={classifier}/classifier.safetensors"]
         train_reward = [*cli, "train-reward", *cameras, "reward=classifier", f"episodes={args.classifier_episodes}"]
         train = [*cli, "train", *cameras, "agent.cameras=[]", *reward, *common_overrides(run_dir, args)]
-        commands = [[*train, *method_overrides("rlpd", args)]]
+        hil = ["hil=hil_serl"] if method == "rlpd_classifier_hil" else []
+        commands = [[*train, *method_overrides("rlpd", args), *hil]]
         if not (classifier / "classifier.safetensors").exists():  # a resumed bench keeps the reward it trained on
             commands.insert(0, [*train_reward, f"run_dir={classifier}"])
         return commands
     oracle = ["task=pick_cube", "sim=state", "reward=oracle_sparse", f"seed={seed}"]
+    if method == "rlif":
+        rlif = ["task=pick_cube", "sim=state", "hil=rlif", f"seed={seed}"]
+        return [[*cli, "train", *rlif, *common_overrides(run_dir, args), *method_overrides("rlpd", args)]]
     if method == "rlpd_ros":
         train = [*cli, "train", *oracle, *common_overrides(run_dir, args), *method_overrides("rlpd", args)]
         return [loopback_namespace([*train, "train.transport=ros"])]
@@ -166,7 +182,7 @@ def main() -> None:
     for method, seed in jobs:
         curve = json.loads((run_dirs[method, seed] / "curve.json").read_text())
         runs[f"{method}_s{seed}"] = {"method": method, "seed": seed, "wall_s": round(wall[method, seed], 1), **curve}
-        if method == "rlpd_classifier":
+        if method in ("rlpd_classifier", "rlpd_classifier_hil"):
             report = run_dirs[method, seed].with_name(run_dirs[method, seed].name + "_reward") / "reward_report.json"
             runs[f"{method}_s{seed}"]["classifier"] = json.loads(report.read_text())
     summary = {}
@@ -175,7 +191,7 @@ def main() -> None:
         summary[method] = {"final_success_mean": sum(finals) / len(finals), "final_success_per_seed": finals}
         if method != "bc":
             # first evaluation at which the success rate reached a target, per seed
-            for target in (TARGET_SUCCESS, LEARNED_REWARD_TARGET):
+            for target in (TARGET_SUCCESS, LEARNED_REWARD_TARGET, RLIF_TARGET):
                 summary[method][f"env_steps_to_{target:.0%}"] = [
                     next((s for s, v in zip(r["env_steps"], r["success_rate"], strict=True) if v >= target), None)
                     for r in runs.values()
@@ -188,17 +204,25 @@ def main() -> None:
         ("rlpd", TARGET_SUCCESS, "RLPD (oracle reward)"),
         ("rlpd_ros", TARGET_SUCCESS, "RLPD through the ROS 2 graph (oracle reward)"),
         ("rlpd_classifier", LEARNED_REWARD_TARGET, "RLPD on the classifier reward only"),
+        ("rlif", RLIF_TARGET, "RLIF (intervention reward only)"),
     ):
         if method in summary:
             hits = summary[method][f"env_steps_to_{target:.0%}"]
             key = f"{what} >= {target:.0%} success within {args.env_steps} env steps, every seed"
             targets[key] = all(s is not None and s <= args.env_steps for s in hits)
+    if "rlpd_classifier" in summary and "rlpd_classifier_hil" in summary:
+        without = summary["rlpd_classifier"][f"env_steps_to_{TARGET_SUCCESS:.0%}"]
+        with_human = summary["rlpd_classifier_hil"][f"env_steps_to_{TARGET_SUCCESS:.0%}"]
+        key = f"with simulated interventions: >= {TARGET_SUCCESS:.0%} in fewer env steps than without, every seed"
+        targets[key] = all(h is not None and (w is None or h < w) for h, w in zip(with_human, without, strict=True))
     result = {
         "benchmark": "pick_cube_learning",
         "task": "pick_cube, state-based policy (privileged cube pose), sparse success reward, CPU",
         "rewards": {
             "rlpd, rlpd_ros, sac, bc": "ground-truth success from the twin (an oracle)",
-            "rlpd_classifier": "a success classifier on the front + wrist cameras (128x128), trained by train-reward",
+            "rlpd_classifier, rlpd_classifier_hil": "a success classifier on the front + wrist cameras (128x128), "
+            "trained by train-reward",
+            "rlif": "-1 where the simulated human steps in, 0 otherwise (no task reward)",
         },
         "demos": args.demos,
         "env_steps": args.env_steps,
@@ -225,6 +249,8 @@ def plot(result: dict, path: Path) -> None:
         "bc": "tab:green",
         "rlpd_classifier": "tab:purple",
         "rlpd_ros": "tab:red",
+        "rlpd_classifier_hil": "tab:brown",
+        "rlif": "tab:olive",
     }
     demos = result["demos"]
     labels = {
@@ -234,6 +260,8 @@ def plot(result: dict, path: Path) -> None:
         "rlpd_classifier": f"RLPD ({demos} demos), classifier reward",
         "rlpd_10_critics": f"RLPD ({demos} demos), 10 critics, oracle reward",
         "rlpd_ros": f"RLPD ({demos} demos) through the ROS 2 graph, oracle reward",
+        "rlpd_classifier_hil": f"RLPD ({demos} demos), classifier reward, simulated interventions",
+        "rlif": f"RLIF ({demos} demos), intervention reward only",
     }
     for name, run in result["runs"].items():
         method = run["method"]
@@ -243,6 +271,10 @@ def plot(result: dict, path: Path) -> None:
             ax.axhline(run["success_rate"][-1], color=colors[method], linestyle="--", label=label)
             continue
         ax.plot(run["env_steps"], run["success_rate"], marker="o", color=colors[method], label=label, alpha=0.8)
+        rates = [(s, v) for s, v in zip(run["env_steps"], run.get("intervention_rate", []), strict=False) if v]
+        if rates:
+            label = "  share of training steps the human drove" if first_seed else None
+            ax.plot(*zip(*rates, strict=True), color=colors[method], linestyle=":", label=label)
         if method == "rlpd_classifier":
             # on the same training episodes: the classifier's success calls vs the truth (a gap = a hacked reward)
             for key, style, text in (
