@@ -187,6 +187,8 @@ class ActorNode(Node):
             self._human_action = np.clip(action, -1.0, 1.0)
 
     def _on_intervening(self, msg: Bool) -> None:
+        if not self.actor.set_intervening(bool(msg.data)):
+            self.get_logger().warning("teleop: an intervention begun during the reset is ignored until released")
         with self._lock:
             self._intervening = bool(msg.data)
             if not self._intervening:  # a new intervention must never replay the last one's action

@@ -7,7 +7,9 @@ that just ended (observation, the action executed, reward, next observation, end
 decides what to do lives here, with no rclpy, so it is tested without DDS:
 
   which action    the operator's while an intervention is active (HIL-SERL: the human's action is
-                  what the robot did, so it is what the step stores), else the policy's; before
+                  what the robot did, so it is what the step stores), else the policy's. An
+                  intervention begun between episodes (while the robot resets) is ignored until
+                  released: the reset's motion is not the operator's, nor a correction; before
                   `random_steps` steps in all (the learner's `learning_starts`) a uniform random one.
   the reward      `reward_fn(next_obs_message, action) -> (reward, success)`: the twin's oracle
                   (privileged ground truth passed through by the aggregator) or a reward model's
@@ -78,6 +80,7 @@ class EpisodeActor:
         self._end_requested = False
         self._success = False
         self._previous_intervened = False  # whether the step before the open one was intervened
+        self._ignored_intervention = False  # begun during a reset: ignored until released
 
     @property
     def in_episode(self) -> bool:
@@ -98,6 +101,15 @@ class EpisodeActor:
         self._step, self._last, self._end_requested, self._success = 0, None, False, False
         self._previous_intervened = False
         return self._episode
+
+    def set_intervening(self, active: bool) -> bool:
+        """The operator's intervention flag changed. False: it began between episodes, during the
+        reset, and is ignored until released (the caller says so)."""
+        if not active:
+            self._ignored_intervention = False
+        elif self._episode is None:
+            self._ignored_intervention = True
+        return not self._ignored_intervention
 
     def request_end(self) -> None:
         """The operator ends the episode: the next step is its last (truncated)."""
@@ -126,6 +138,8 @@ class EpisodeActor:
             return None, step
         with self._lock:
             policy_action = self._policy_action(message.obs)
+        if self._ignored_intervention:
+            human_action = None
         intervened = human_action is not None
         action = np.asarray(human_action, np.float32) if intervened else policy_action
         if action.shape != (ACTION_DIM,):

@@ -136,3 +136,15 @@ def test_bad_reward_messages_name_the_field():
         RewardRequestMessage.from_tree({"stamp_ns": 1, "action": POLICY_ACTION, "intervention_start": False})
     with pytest.raises(ValueError, match="reward not finite"):
         RewardReplyMessage.from_tree({"stamp_ns": 1, "reward": float("inf"), "success": False, "error": ""})
+
+
+def test_an_intervention_begun_during_the_reset_is_ignored_until_released():
+    actor = make_actor()
+    human = np.full(7, -0.5, np.float32)
+    assert not actor.set_intervening(True)  # between episodes: the robot is resetting
+    actor.start_episode()
+    action, _ = actor.on_observation(observation(1), human)
+    assert np.array_equal(action, POLICY_ACTION) and actor.open_step()[1] is False
+    assert actor.set_intervening(False) and actor.set_intervening(True)  # released, pressed again
+    action, step = actor.on_observation(observation(2), human)
+    assert np.array_equal(action, human) and not step.intervened and actor.open_step()[1] is True
