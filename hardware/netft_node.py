@@ -85,6 +85,8 @@ class NetFTNode(Node):
         while not self._stopping.is_set():
             try:
                 sample = self.client.receive(RECEIVE_TIMEOUT_S)
+                if not self.context.ok():  # Ctrl-C shut rclpy down before destroy_node stops this thread
+                    return
                 if sample is not None:
                     self._publish(sample)
                 self.client.restart_if_silent()
