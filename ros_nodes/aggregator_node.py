@@ -21,11 +21,11 @@ Topics (relative names: one namespace per robot)
                                          (steady clock)
 
 QoS of the subscriptions, by tick mode:
-  timer    sensor data: BEST_EFFORT + VOLATILE, KEEP_LAST depth 1000 for the wrench (a 1 kHz burst
+  timer    sensor data: BEST_EFFORT + VOLATILE, KEEP_LAST depth 100 for the wrench (a 1 kHz burst
            while a callback is slow is kept, not lost), 2 for images (only the newest matters), 10
            for the state. A best-effort volatile subscriber matches any publisher, the drivers'
            and the twin's RELIABLE + TRANSIENT_LOCAL ones alike.
-  stamped  RELIABLE + TRANSIENT_LOCAL depth 10 (the wrench 1000), for the twin in lockstep: one lost message would
+  stamped  RELIABLE + TRANSIENT_LOCAL depth 10 (the wrench 100), for the twin in lockstep: one lost message would
            stall the loop (the next stamp exists only after the actor's command, which needs this
            observation), and the twin's first observation is published at its start-up, usually
            before this node has matched: transient local hands it over late. This requests what
@@ -139,7 +139,7 @@ class AggregatorNode(Node):
             "ft_sensor/wrench",
             WRENCH,
             lambda m: agg.add_wrench(stamp(m), convert.wrench_to_array(m, ft)),
-            1000,
+            100,
         )
         state_group = MutuallyExclusiveCallbackGroup()
         self._subscribe(

@@ -62,7 +62,7 @@ COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 WRENCH_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT)  # a 1 kHz stream: keep a backlog
 # the twin in lockstep: a period's samples in one burst, every one checked against the force limit
 LATCHED_WRENCH = QoSProfile(
-    depth=1000, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+    depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
 )
 SENSOR_LOG_PERIOD = 1.0  # s between two log lines about bad sensor messages
 

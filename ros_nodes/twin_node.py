@@ -40,8 +40,8 @@ every tick). The observation that results is published stamped one control perio
 time, and /clock follows; the wrench is every F/T sample of the period, one message per physics
 step stamped at its own sim time (the last at the observation's stamp), as a streaming sensor
 sends them, so the aggregator computes the period statistic the in-process twin does (mean and
-max-abs over every sample). The wrench is RELIABLE + TRANSIENT_LOCAL, WRENCH_PERIODS_KEPT
-periods deep, the rest depth 1. Observations go
+max-abs over every sample). The wrench is RELIABLE + TRANSIENT_LOCAL with a period's depth, the
+rest depth 1. Observations go
 out RELIABLE + TRANSIENT_LOCAL, depth 1: in lockstep one lost observation would stall the actor, a
 subscriber that joins late still gets the latest one, and sensor-data (best effort, volatile)
 subscribers are compatible.
@@ -110,7 +110,6 @@ OBSERVATION_QOS = QoSProfile(
 )
 COMMAND_QOS = QoSProfile(depth=MAX_PENDING, reliability=ReliabilityPolicy.RELIABLE)
 STREAM_DEPTH = 5  # realtime cameras and state: only the newest matters
-WRENCH_PERIODS_KEPT = 20  # lockstep: periods of F/T samples the wrench publisher keeps for its readers
 LATE_NS = 5_000_000  # realtime: physics this far behind the wall clock makes a visible burst of samples
 REPORT_INTERVAL_NS = 1_000_000_000  # realtime: at most one overrun warning a second
 
@@ -192,10 +191,8 @@ class TwinNode(Node):
             wrench_qos, state_qos = self._realtime_setup(config.sim.physics_dt)
         else:
             state_qos = OBSERVATION_QOS
-            # Reliable with history for several periods: a hold from the safety node steps the twin
-            # too, and a second burst must not overwrite samples a busy subscriber has not acked.
-            wrench_qos = QoSProfile(
-                depth=WRENCH_PERIODS_KEPT * config.sim.substeps,
+            wrench_qos = QoSProfile(  # a whole period of samples for a subscriber that joins late
+                depth=config.sim.substeps,
                 reliability=ReliabilityPolicy.RELIABLE,
                 durability=DurabilityPolicy.TRANSIENT_LOCAL,
             )
