@@ -25,7 +25,7 @@ QoS of the subscriptions, by tick mode:
            while a callback is slow is kept, not lost), 2 for images (only the newest matters), 10
            for the state. A best-effort volatile subscriber matches any publisher, the drivers'
            and the twin's RELIABLE + TRANSIENT_LOCAL ones alike.
-  stamped  RELIABLE + TRANSIENT_LOCAL depth 10 (the wrench 100), for the twin in lockstep: one lost message would
+  stamped  RELIABLE + TRANSIENT_LOCAL depth 10, for the twin in lockstep: one lost message would
            stall the loop (the next stamp exists only after the actor's command, which needs this
            observation), and the twin's first observation is published at its start-up, usually
            before this node has matched: transient local hands it over late. This requests what
@@ -84,17 +84,7 @@ LOG_INTERVAL_S = 1.0
 OBSERVATION_QOS = QoSProfile(
     depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
 )
-LOCKSTEP_DEPTH = 10
-
-
-def lockstep_qos(depth: int) -> QoSProfile:
-    """Stamped mode (the twin in lockstep): reliable, transient local, at least LOCKSTEP_DEPTH deep
-    (the wrench: a period's samples arrive in one burst)."""
-    return QoSProfile(
-        depth=max(LOCKSTEP_DEPTH, depth),
-        reliability=ReliabilityPolicy.RELIABLE,
-        durability=DurabilityPolicy.TRANSIENT_LOCAL,
-    )
+LOCKSTEP_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 def sensor_qos(depth: int) -> QoSProfile:
@@ -183,7 +173,7 @@ class AggregatorNode(Node):
             if self.stamped:
                 self._emit_ready()
 
-        qos = lockstep_qos(depth) if self.stamped else sensor_qos(depth)
+        qos = LOCKSTEP_QOS if self.stamped else sensor_qos(depth)
         self.create_subscription(kind, topic, on_message, qos, callback_group=group or MutuallyExclusiveCallbackGroup())
 
     def _read_joint_state(self, msg: JointState) -> None:

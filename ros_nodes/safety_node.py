@@ -60,10 +60,6 @@ from ros_nodes.node_process import composed_config, declare, spin_node_process
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 WRENCH_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT)  # a 1 kHz stream: keep a backlog
-# the twin in lockstep: a period's samples in one burst, every one checked against the force limit
-LATCHED_WRENCH = QoSProfile(
-    depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-)
 SENSOR_LOG_PERIOD = 1.0  # s between two log lines about bad sensor messages
 
 
@@ -97,7 +93,7 @@ class SafetyNode(Node):
         sensor_qos = LATCHED if lockstep else qos_profile_sensor_data
         self.create_subscription(PoseStamped, "tcp/pose", self._on_pose, sensor_qos)
         self.create_subscription(
-            WrenchStamped, "ft_sensor/wrench", self._on_wrench, LATCHED_WRENCH if lockstep else WRENCH_QOS
+            WrenchStamped, "ft_sensor/wrench", self._on_wrench, LATCHED if lockstep else WRENCH_QOS
         )
         for cam in config.cameras:
             topic = f"cameras/{cam}/image_raw"

@@ -37,11 +37,7 @@ Parameter `mode`:
 lockstep (default): one env step per command, a command being one target pose and one gripper
 command, paired in arrival order (each topic is reliable and in order, and the 7-D action has both
 every tick). The observation that results is published stamped one control period later in sim
-time, and /clock follows; the wrench is every F/T sample of the period, one message per physics
-step stamped at its own sim time (the last at the observation's stamp), as a streaming sensor
-sends them, so the aggregator computes the period statistic the in-process twin does (mean and
-max-abs over every sample). The wrench is RELIABLE + TRANSIENT_LOCAL with a period's depth, the
-rest depth 1. Observations go
+time, and /clock follows; the wrench is one message per period, the period's mean. Observations go
 out RELIABLE + TRANSIENT_LOCAL, depth 1: in lockstep one lost observation would stall the actor, a
 subscriber that joins late still gets the latest one, and sensor-data (best effort, volatile)
 subscribers are compatible.
@@ -190,13 +186,7 @@ class TwinNode(Node):
         if self.realtime:
             wrench_qos, state_qos = self._realtime_setup(config.sim.physics_dt)
         else:
-            state_qos = OBSERVATION_QOS
-            wrench_qos = QoSProfile(  # a whole period of samples for a subscriber that joins late
-                depth=config.sim.substeps,
-                reliability=ReliabilityPolicy.RELIABLE,
-                durability=DurabilityPolicy.TRANSIENT_LOCAL,
-            )
-            self._physics_dt_ns = round(config.sim.physics_dt * 1e9)
+            wrench_qos = state_qos = OBSERVATION_QOS
             self._clock = self.create_publisher(Clock, "/clock", OBSERVATION_QOS)
         self._images = {
             cam: self.create_publisher(Image, f"cameras/{cam}/image_raw", state_qos) for cam in config.sim.cameras
@@ -426,10 +416,7 @@ class TwinNode(Node):
         """Lockstep: one observation, one control period after the last, its ground truth, and /clock."""
         t = self.time_ns + self.period_ns
         self._publish_images(obs.get("images", {}), t)
-        samples = self.env.recent_wrench
-        for i, sample in enumerate(samples):  # sample i ends physics step i + 1 of the period
-            stamp = t - (len(samples) - 1 - i) * self._physics_dt_ns
-            self._wrench.publish(convert.array_to_wrench(sample, stamp, self.ft_frame))
+        self._wrench.publish(convert.array_to_wrench(obs["state"]["wrench"][:6], t, self.ft_frame))
         self._publish_state(t)
         self._publish_privileged(t, success, reward, truncated)
         self._clock.publish(Clock(clock=convert.time_msg(t)))

@@ -15,8 +15,9 @@ Streams, named after their topics (these names key `ages_ms`, the counters and t
 
 The wrench in the observation is WristFTSensor.period_statistics (mean force/torque, max-abs
 force/torque, as the in-process twin computes it) over the samples stamped in (t - period, t].
-The twin publishes every physics step's sample in both modes, so the statistic here is the
-in-process twin's exactly.
+The twin in lockstep publishes one wrench per control period, its mean over the period: with a
+single sample in the window the mean part is that sample and the max-abs part is its absolute
+value, not the twin's max-abs over its physics steps (which the twin does not publish).
 
 Two tick modes (AggregatorConfig.tick):
   timer    real time. The node calls observe(now) every control period on its clock; each stream's

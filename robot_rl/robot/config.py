@@ -103,7 +103,7 @@ class RosConfig:
         """The aggregator's config in this graph. The observation spec is the sim config's, on the
         twin and on a robot alike (the agent is built from it): its cameras, their frame sizes
         (sim.camera_rigs) and the control rate. On the twin, the twin also decides how to tick:
-        in lockstep on complete stamps (a wrench sample per physics step), in real time on a timer;
+        in lockstep on complete stamps (one wrench sample per period), in real time on a timer;
         and its ground truth (sim/privileged) comes along."""
         configured = self.aggregator.cameras
         unknown = sorted(set(configured) - set(sim.cameras))
@@ -122,7 +122,7 @@ class RosConfig:
         if self.twin:
             config.privileged = True
             if self.twin_mode == "lockstep":
-                config.tick, config.wrench_hz = "stamped", 1.0 / sim.physics_dt
+                config.tick, config.wrench_hz = "stamped", sim.control_hz
             else:  # every k-th physics step's sample (ros_nodes/twin_node.py)
                 physics_hz = 1.0 / sim.physics_dt
                 config.wrench_hz = physics_hz / max(1, round(physics_hz / self.realtime.wrench_hz))
