@@ -15,6 +15,9 @@ Nothing here skips on its own: no rclpy, no `unshare` or no `ip`, or a kernel th
 namespace all fail, saying what is missing. The one way out is explicit, for a workstation that
 cannot run them (no ROS, no user namespaces): ROBOT_RL_SKIP_ROS_TESTS=1, which skips this
 folder visibly (test_ros_available.py reports the skip) and which is refused when CI is set.
+
+The scenarios share the `ros` fixture below (rclpy's default context, once per module) and the
+client node in client.py.
 """
 
 from __future__ import annotations
@@ -56,3 +59,14 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             f"{item.path.name} starts ROS 2 nodes, which run only inside a loopback-only network namespace: "
             f"run it through tests/ros/test_scenarios.py"
         )
+
+
+@pytest.fixture(scope="module")
+def ros():
+    """rclpy initialised for the module's tests, shut down after them (imported here, not at the top:
+    an opted-out workstation may have no rclpy)."""
+    import rclpy
+
+    rclpy.init()
+    yield
+    rclpy.try_shutdown()

@@ -13,9 +13,8 @@ import time
 import cv2
 import numpy as np
 import pytest
-import rclpy
+from client import TIMEOUT, ClientNode, wait_until
 from geometry_msgs.msg import PoseStamped, TwistStamped, WrenchStamped
-from rcl_interfaces.msg import Log
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -33,7 +32,6 @@ from ros_nodes import convert
 from ros_nodes.aggregator_node import AggregatorNode
 from ros_nodes.twin_node import TwinNode
 
-TIMEOUT = 10.0  # s for anything to arrive
 MS = 1_000_000
 PERIOD = 100 * MS
 BASE, FT = "panda_link0", "panda_ft_sensor"
@@ -47,12 +45,12 @@ TWIN_LIKE_QOS = QoSProfile(
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
-class Feeder(Node):
+class Feeder(ClientNode):
     """The drivers' side (publishes the sensor topics) and the actor's (reads observations), plus
     the aggregator's stats and log lines."""
 
     def __init__(self, qos: QoSProfile, cameras: tuple[str, ...] = ("front",)):
-        super().__init__("feeder")
+        super().__init__("feeder", log_of="aggregator")
         self.images = {cam: self.create_publisher(Image, f"cameras/{cam}/image_raw", qos) for cam in cameras}
         self.wrench = self.create_publisher(WrenchStamped, "ft_sensor/wrench", qos)
         self.pose = self.create_publisher(PoseStamped, "tcp/pose", qos)
@@ -61,38 +59,13 @@ class Feeder(Node):
         self.target = self.create_publisher(PoseStamped, "command/target_pose", 10)
         self.gripper = self.create_publisher(Float64, "command/gripper", 10)
         self.reset_client = self.create_client(Trigger, "sim_twin/reset")
-        self.changed = threading.Condition()
         self.observations: list[ObservationMessage] = []
         self.stats: list[dict] = []
-        self.log: list[str] = []
         self.create_subscription(UInt8MultiArray, "observation", self._on_observation, LATCHED)
-        self.create_subscription(String, "aggregator/stats", self._on_stats, 10)
-        self.create_subscription(Log, "/rosout", self._on_log, 100)
-
-    def _notify(self, update) -> None:
-        with self.changed:
-            update()
-            self.changed.notify_all()
+        self.create_subscription(String, "aggregator/stats", lambda m: self.add(self.stats, json.loads(m.data)), 10)
 
     def _on_observation(self, msg: UInt8MultiArray) -> None:
-        message = ObservationMessage.from_tree(convert.blob_to_tree(msg))
-        self._notify(lambda: self.observations.append(message))
-
-    def _on_stats(self, msg: String) -> None:
-        self._notify(lambda: self.stats.append(json.loads(msg.data)))
-
-    def _on_log(self, msg: Log) -> None:
-        if msg.name == "aggregator":
-            self._notify(lambda: self.log.append(msg.msg))
-
-    def wait_for(self, predicate, what: str, timeout: float = TIMEOUT):
-        deadline = time.monotonic() + timeout
-        with self.changed:
-            while not (value := predicate()):
-                if time.monotonic() > deadline:
-                    pytest.fail(f"timed out after {timeout} s waiting for {what}; aggregator log: {self.log[-10:]}")
-                self.changed.wait(0.02)
-            return value
+        self.add(self.observations, ObservationMessage.from_tree(convert.blob_to_tree(msg)))
 
     def observation_after(self, stamp_ns: int) -> ObservationMessage:
         return self.wait_for(
@@ -100,15 +73,12 @@ class Feeder(Node):
             f"an observation after {stamp_ns} ns",
         )
 
-    def logged(self, text: str) -> str:
-        return self.wait_for(lambda: next((line for line in self.log if text in line), None), f"the log line {text!r}")
-
     def wait_matched(self) -> None:
         publishers = [*self.images.values(), self.wrench, self.pose, self.twist, self.joints]
-        deadline = time.monotonic() + TIMEOUT
-        while any(p.get_subscription_count() < 1 for p in publishers):
-            assert time.monotonic() < deadline, "the aggregator's subscriptions never matched"
-            time.sleep(0.01)
+        wait_until(
+            lambda: all(p.get_subscription_count() >= 1 for p in publishers),
+            "the aggregator's subscriptions never matched",
+        )
 
     def publish_state(self, stamp: int) -> None:
         """tcp/pose, tcp/twist, joint_states (fingers 0.01 + 0.03 m: opening 0.5) at `stamp`."""
@@ -117,13 +87,6 @@ class Feeder(Node):
         self.joints.publish(
             convert.arrays_to_joint_state(["panda_joint1", *FINGERS], [0.3, 0.01, 0.03], stamp_ns=stamp)
         )
-
-
-@pytest.fixture(scope="module")
-def ros():
-    rclpy.init()
-    yield
-    rclpy.try_shutdown()
 
 
 def spin(*nodes: Node):
@@ -212,7 +175,7 @@ def test_stamped_mode_one_observation_per_complete_stamp(graph):
         "ft_sensor/wrench: message dropped: ft_sensor/wrench: stamp 50000000 ns is not newer than the previous",
         "tcp/pose: message dropped: PoseStamped.header.frame_id is 'world', expected 'panda_link0'",
     ):
-        feeder.logged(reason)
+        feeder.wait_log(reason)
     stats = aggregator.aggregator.stats()
     assert stats["bad_messages"] == {"cameras/front": 2, "ft_sensor/wrench": 2, "tcp/pose": 1}
     assert stats["wrench_backwards"] == 1
@@ -238,7 +201,7 @@ def test_stamped_mode_passes_the_twins_ground_truth_through(graph):
     damaged = convert.tree_to_blob({"stamp_ns": PERIOD, "task_state": np.zeros(3, np.float32)})
     damaged.data[-1] ^= 0xFF
     privileged.publish(damaged)
-    feeder.logged("sim/privileged: message dropped: tensor bytes damaged")
+    feeder.wait_log("sim/privileged: message dropped: tensor bytes damaged")
 
     task_state = np.array([0.4, -0.1, 0.02], np.float32)
     truth = {"stamp_ns": PERIOD, "task_state": task_state, "success": True, "reward": 1.0, "truncated": False}
@@ -348,7 +311,7 @@ def test_timer_mode_in_real_time_then_a_camera_stops(graph):
 
     # the camera stopped 1 s before the end: the ticks after its frame went stale were missed, and logged
     assert stats["missed_by"].get("cameras/front", 0) >= 3, stats
-    line = feeder.logged("control tick missed: cameras/front: newest sample is ")
+    line = feeder.wait_log("control tick missed: cameras/front: newest sample is ")[0]
     assert "ms old (limit 300 ms)" in line, line
     report = feeder.wait_for(lambda: feeder.stats, "aggregator/stats")[-1]
     assert {"ticks_emitted", "ticks_missed", "wrench_dropped", "bad_messages", "received"} <= set(report)
@@ -421,10 +384,10 @@ def test_lockstep_with_the_twin_matches_the_env(twin_graph, reference):
     target = spec.action_to_target_pose(
         action, first.obs["state"]["tcp_pose"].astype(np.float64), robot.max_translation_step, robot.max_rotation_step
     )
-    deadline = time.monotonic() + TIMEOUT
-    while feeder.target.get_subscription_count() < 1 or feeder.gripper.get_subscription_count() < 1:
-        assert time.monotonic() < deadline, "the twin's command subscriptions never matched"
-        time.sleep(0.01)
+    wait_until(
+        lambda: feeder.target.get_subscription_count() >= 1 and feeder.gripper.get_subscription_count() >= 1,
+        "the twin's command subscriptions never matched",
+    )
     feeder.gripper.publish(Float64(data=1.0))
     feeder.target.publish(convert.tcp_pose_to_pose(target, first.stamp_ns, BASE))
     stepped = feeder.observation_after(first.stamp_ns)

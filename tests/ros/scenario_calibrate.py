@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 import pytest
-import rclpy
+from client import wait_until
 from geometry_msgs.msg import PoseStamped, TwistStamped, WrenchStamped
 from omegaconf import OmegaConf
 from rclpy.executors import SingleThreadedExecutor
@@ -33,7 +33,6 @@ TICK_HZ = 200.0  # the wrench's rate; the state every 4th tick (50 Hz), images e
 BIAS = np.array([5.0, -3.0, 12.0, 0.1, -0.05, 0.02])  # N, Nm: what the fake sensor reads untared
 FINGERS = ["panda_finger_joint1", "panda_finger_joint2"]
 FRAME_W, FRAME_H = 160, 120
-TIMEOUT = 10.0
 
 
 class FakeCell(Node):
@@ -97,17 +96,7 @@ class FakeCell(Node):
         """Put the TCP at `position` and wait until it has gone out in 10 poses."""
         self.position = np.array(position, dtype=float)
         published = self.pose_count
-        deadline = time.monotonic() + TIMEOUT
-        while self.pose_count < published + 10:
-            assert time.monotonic() < deadline, "the fake cell stopped publishing poses"
-            time.sleep(0.01)
-
-
-@pytest.fixture(scope="module")
-def ros():
-    rclpy.init()
-    yield
-    rclpy.try_shutdown()
+        wait_until(lambda: self.pose_count >= published + 10, "the fake cell stopped publishing poses")
 
 
 @pytest.fixture

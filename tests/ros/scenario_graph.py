@@ -6,8 +6,6 @@ the actor publishes and pushing weights back. Runs only inside a loopback-only n
 from __future__ import annotations
 
 import numpy as np
-import pytest
-import rclpy
 
 from robot_rl.config import load_config
 from robot_rl.data.bags import read_episode_bags
@@ -17,13 +15,6 @@ from ros_nodes.learner_node import RosActors
 
 STEPS = 60
 MAX_EPISODE_STEPS = 25
-
-
-@pytest.fixture(scope="module")
-def ros():
-    rclpy.init()
-    yield
-    rclpy.try_shutdown()
 
 
 class RecordingActors(RosActors):

@@ -14,13 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import rclpy
+from client import ROSOUT_LATCHED, TIMEOUT, ClientNode, wait_until
 from geometry_msgs.msg import WrenchStamped
 from rcl_interfaces.msg import Log
 from rclpy.executors import SingleThreadedExecutor
-from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import qos_profile_sensor_data
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
@@ -31,46 +30,21 @@ from ros_nodes import convert
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "hardware"))
 from netft_simulator import NetFTSimulator  # noqa: E402
 
-TIMEOUT = 10.0  # s for anything to arrive
 LOAD = [1.5, -2.0, 30.25, 0.125, -0.5, 0.75]  # N, Nm: exact in counts
-ROSOUT = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
-class Client(Node):
+class Client(ClientNode):
     """The wrench's and the status' subscriber, the tare's caller, and the driver's log lines."""
 
     def __init__(self):
-        super().__init__("netft_client")
-        self.changed = threading.Condition()
+        super().__init__("netft_client", log_of="netft", log_qos=ROSOUT_LATCHED)
         self.wrenches: list[WrenchStamped] = []
         self.statuses: list[str] = []
-        self.netft_log: list[tuple[int, str]] = []  # (level, line)
-        self.create_subscription(WrenchStamped, "ft_sensor/wrench", self._on_wrench, qos_profile_sensor_data)
-        self.create_subscription(String, "ft_sensor/status", lambda m: self._add(self.statuses, m.data), 10)
-        self.create_subscription(Log, "/rosout", self._on_log, ROSOUT)
+        self.create_subscription(
+            WrenchStamped, "ft_sensor/wrench", lambda m: self.add(self.wrenches, m), qos_profile_sensor_data
+        )
+        self.create_subscription(String, "ft_sensor/status", lambda m: self.add(self.statuses, m.data), 10)
         self.tare = self.create_client(Trigger, "ft_sensor/tare")
-
-    def _add(self, into: list, value) -> None:
-        with self.changed:
-            into.append(value)
-            self.changed.notify_all()
-
-    def _on_wrench(self, msg: WrenchStamped) -> None:
-        self._add(self.wrenches, msg)
-
-    def _on_log(self, msg: Log) -> None:
-        if msg.name == "netft":
-            self._add(self.netft_log, (msg.level, msg.msg))
-
-    def wait_for(self, predicate, what: str):
-        """predicate()'s first truthy value; re-checked on every message and every 20 ms."""
-        deadline = time.monotonic() + TIMEOUT
-        with self.changed:
-            while not (value := predicate()):
-                if time.monotonic() > deadline:
-                    pytest.fail(f"timed out after {TIMEOUT} s waiting for {what}")
-                self.changed.wait(0.02)
-            return value
 
     def wait_wrench(self, expected, after: int) -> WrenchStamped:
         """The first wrench equal to `expected` among those received after index `after`."""
@@ -81,19 +55,6 @@ class Client(Node):
 
     def wait_status(self, text: str, after: int = 0) -> str:
         return self.wait_for(lambda: next((s for s in self.statuses[after:] if text in s), None), f"status {text!r}")
-
-    def wait_log(self, text: str, level: int) -> str:
-        return self.wait_for(
-            lambda: next((line for lvl, line in self.netft_log if text in line and lvl == level), None),
-            f"a log line with {text!r} at level {level}",
-        )
-
-
-@pytest.fixture(scope="module")
-def ros():
-    rclpy.init()
-    yield
-    rclpy.try_shutdown()
 
 
 @pytest.fixture
@@ -119,10 +80,9 @@ class Graph:
 
     def wait_matched(self) -> None:
         publishers = [self.netft.wrench_publisher, self.netft.status_publisher]
-        deadline = time.monotonic() + TIMEOUT
-        while any(p.get_subscription_count() < 1 for p in publishers):
-            assert time.monotonic() < deadline, "the client and the driver never matched"
-            time.sleep(0.01)
+        wait_until(
+            lambda: all(p.get_subscription_count() >= 1 for p in publishers), "the client and the driver never matched"
+        )
         assert self.client.tare.wait_for_service(timeout_sec=TIMEOUT), "no ft_sensor/tare service"
 
     def close(self) -> None:

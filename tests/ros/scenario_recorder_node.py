@@ -8,14 +8,11 @@ network namespace (test_scenarios.py; see conftest.py)."""
 from __future__ import annotations
 
 import threading
-import time
 
 import numpy as np
-import pytest
 import rclpy
-from rcl_interfaces.msg import Log
+from client import TIMEOUT, ClientNode, wait_until
 from rclpy.executors import MultiThreadedExecutor
-from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Empty, UInt8MultiArray
 
@@ -24,7 +21,6 @@ from robot_rl.robot.messages import StepMessage
 from ros_nodes import convert
 from ros_nodes.recorder_node import RecorderNode
 
-TIMEOUT = 10.0  # s for anything to arrive
 PERIOD = 100_000_000  # ns between steps
 RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 
@@ -64,55 +60,35 @@ def episode_steps(name: str, steps: int, seed: int, terminal: bool, first_stamp:
     ]
 
 
-class Client(Node):
+class Client(ClientNode):
     """The actor (steps) and the operator (teleop/success), plus the recorder's log lines."""
 
     def __init__(self):
-        super().__init__("recorder_client")
+        super().__init__("recorder_client", log_of="recorder")
         self.steps = self.create_publisher(UInt8MultiArray, "steps", RELIABLE)
         self.success = self.create_publisher(Empty, "teleop/success", 10)
-        self.changed = threading.Condition()
-        self.log: list[str] = []
-        self.create_subscription(Log, "/rosout", self._on_log, 100)
-
-    def _on_log(self, msg: Log) -> None:
-        if msg.name == "recorder":
-            with self.changed:
-                self.log.append(msg.msg)
-                self.changed.notify_all()
 
     def publish(self, steps: list[StepMessage]) -> None:
         for step in steps:
             self.steps.publish(convert.tree_to_blob(step.to_tree()))
 
-    def logged(self, text: str, count: int = 1) -> list[str]:
-        """Waits until `count` log lines of the recorder contain `text`."""
-        deadline = time.monotonic() + TIMEOUT
-        with self.changed:
-            while len(lines := [line for line in self.log if text in line]) < count:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"timed out waiting for the recorder to log {text!r}; it logged {self.log}")
-                self.changed.wait(0.05)
-        return lines
-
     def wait_matched(self) -> None:
-        deadline = time.monotonic() + TIMEOUT
-        while self.steps.get_subscription_count() < 1 or self.success.get_subscription_count() < 1:
-            assert time.monotonic() < deadline, "the recorder's subscriptions never matched"
-            time.sleep(0.01)
+        wait_until(
+            lambda: self.steps.get_subscription_count() >= 1 and self.success.get_subscription_count() >= 1,
+            "the recorder's subscriptions never matched",
+        )
 
 
 def wait_for_steps(bag, steps: int) -> None:
     """Until the open bag holds `steps` steps: each is in the file once the node has recorded it."""
-    deadline = time.monotonic() + TIMEOUT
-    while True:
+
+    def holds_them() -> bool:
         try:
-            if bag.exists() and len(read_episode_bag(bag)) >= steps:
-                return
+            return bag.exists() and len(read_episode_bag(bag)) >= steps
         except EmptyBagError:
-            pass
-        assert time.monotonic() < deadline, f"{bag} never held {steps} steps"
-        time.sleep(0.02)
+            return False
+
+    wait_until(holds_them, f"{bag} never held {steps} steps", poll_s=0.02)
 
 
 def assert_recorded(got, steps: list[StepMessage], successes: list[bool]) -> None:
@@ -138,27 +114,27 @@ def test_recorder_node_writes_one_bag_per_episode_and_survives_bad_input(tmp_pat
     try:
         client.wait_matched()
         client.success.publish(Empty())  # nothing is being recorded yet
-        client.logged("teleop/success: no episode is being recorded; ignored")
+        client.wait_log("teleop/success: no episode is being recorded; ignored")
 
         first = episode_steps("episode_000000", 3, seed=1, terminal=True, first_stamp=PERIOD)
         client.publish(first)
-        client.logged("episode episode_000000: 3 steps, ended, success")
+        client.wait_log("episode episode_000000: 3 steps, ended, success")
 
         client.steps.publish(UInt8MultiArray(data=b"not a tree at all"))
         client.steps.publish(convert.tree_to_blob({"episode": "episode_000001"}))  # a tree, but no step
-        assert len(client.logged("steps: message dropped", count=2)) == 2
+        assert len(client.wait_log("steps: message dropped", count=2)) == 2
 
         second = episode_steps("episode_000001", 4, seed=2, terminal=True, first_stamp=10 * PERIOD)
         client.publish(second[:2])
         wait_for_steps(tmp_path / "episode_000001", 2)  # an open bag reads back what it holds so far
         client.success.publish(Empty())
-        client.logged("teleop/success: episode episode_000001 marked a success")
+        client.wait_log("teleop/success: episode episode_000001 marked a success")
         client.publish(second[2:3])
         wait_for_steps(tmp_path / "episode_000001", 3)
 
         third = episode_steps("episode_000002", 2, seed=3, terminal=False, first_stamp=20 * PERIOD)
         client.publish(third[:1])  # before episode 1 ended: it is cut short
-        [cut] = client.logged("episode episode_000001: 3 steps, cut short")
+        [cut] = client.wait_log("episode episode_000001: 3 steps, cut short")
         assert "a step of episode 'episode_000002' arrived before it ended), success ->" in cut
         wait_for_steps(tmp_path / "episode_000002", 1)
         assert recorder.dropped == 2

@@ -13,11 +13,9 @@ import time
 
 import numpy as np
 import pytest
-import rclpy
 import torch
-from rcl_interfaces.msg import Log
+from client import ClientNode
 from rclpy.executors import SingleThreadedExecutor
-from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from std_msgs.msg import UInt8MultiArray
 
@@ -35,15 +33,9 @@ from ros_nodes.reward_server_node import RewardServerNode
 ROBOTS = ["/robot_a", "/robot_b"]
 STEPS_PER_ROBOT = 12
 TIMEOUT = 60.0  # s for the steps to arrive (two twins rendering on a shared 2-core machine)
+REPLY_TIMEOUT = TIMEOUT / 4  # s for the server alone (no graph) to match and to answer
 RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 TINY = {"image_size": [32, 32], "cnn_channels": [4, 8], "image_feature_dim": 8, "hidden_dims": [16]}
-
-
-@pytest.fixture(scope="module")
-def ros():
-    rclpy.init()
-    yield
-    rclpy.try_shutdown()
 
 
 def graph_overrides(tmp_path, robots: list[str]) -> list[str]:
@@ -120,33 +112,18 @@ def test_two_robots_steps_carry_the_servers_rewards_for_their_observations(ros, 
     assert ends and all(step.truncated and not step.success and step.step == 4 for step in ends), summary
 
 
-class TwoActors(Node):
+class TwoActors(ClientNode):
     """Plays both robots' actors towards the server, and reads its log."""
 
     def __init__(self):
-        super().__init__("reward_client")
+        super().__init__("reward_client", log_of="reward_server")
         self.requests = {ns: self.create_publisher(UInt8MultiArray, f"{ns}/reward/request", RELIABLE) for ns in ROBOTS}
         self.replies: dict[str, list[RewardReplyMessage]] = {ns: [] for ns in ROBOTS}
-        self.log: list[str] = []
-        self.changed = threading.Condition()
         for ns in ROBOTS:
             self.create_subscription(UInt8MultiArray, f"{ns}/reward/reply", lambda m, ns=ns: self._on_reply(m, ns), 10)
-        self.create_subscription(Log, "/rosout", self._on_log, 100)
 
     def _on_reply(self, msg: UInt8MultiArray, namespace: str) -> None:
-        with self.changed:
-            self.replies[namespace].append(RewardReplyMessage.from_tree(convert.blob_to_tree(msg)))
-            self.changed.notify_all()
-
-    def _on_log(self, msg: Log) -> None:
-        if msg.name == "reward_server":
-            with self.changed:
-                self.log.append(msg.msg)
-                self.changed.notify_all()
-
-    def wait(self, predicate) -> bool:
-        with self.changed:
-            return self.changed.wait_for(predicate, timeout=TIMEOUT / 4)
+        self.add(self.replies[namespace], RewardReplyMessage.from_tree(convert.blob_to_tree(msg)))
 
 
 def request(stamp_ns: int, seed: int, images: bool = True) -> UInt8MultiArray:
@@ -173,12 +150,12 @@ def test_the_server_batches_two_robots_and_answers_what_it_cannot_score(ros, ove
         threading.Thread(target=executor.spin, daemon=True).start()
         executors.append(executor)
     try:
-        deadline = time.monotonic() + TIMEOUT / 4
+        deadline = time.monotonic() + REPLY_TIMEOUT
         while not all(p.get_subscription_count() for p in client.requests.values()) and time.monotonic() < deadline:
             time.sleep(0.05)
         client.requests["/robot_a"].publish(request(1000, seed=1))
         client.requests["/robot_b"].publish(request(2000, seed=2))
-        assert client.wait(lambda: all(client.replies.values())), "no replies"
+        client.wait_for(lambda: all(client.replies.values()), "replies to both robots", REPLY_TIMEOUT)
         stats = server.server.stats()
         assert stats.batches == 1 and dict(stats.batch_sizes) == {2: 1}, stats
         a, b = client.replies["/robot_a"][0], client.replies["/robot_b"][0]
@@ -187,14 +164,14 @@ def test_the_server_batches_two_robots_and_answers_what_it_cannot_score(ros, ove
 
         # an observation without the camera the model reads: answered with the reason at once
         client.requests["/robot_a"].publish(request(3000, seed=3, images=False))
-        assert client.wait(lambda: len(client.replies["/robot_a"]) == 2)
+        client.wait_for(lambda: len(client.replies["/robot_a"]) == 2, "the refusal", REPLY_TIMEOUT)
         refused = client.replies["/robot_a"][1]
         assert refused.stamp_ns == 3000 and "front" in refused.error and np.isnan(refused.reward)
         # a blob that is no request: logged and dropped, and the server keeps serving
         client.requests["/robot_b"].publish(UInt8MultiArray(data=b"not a request"))
-        assert client.wait(lambda: any("reward/request dropped" in line for line in client.log)), client.log
+        client.wait_log("reward/request dropped", timeout=REPLY_TIMEOUT)
         client.requests["/robot_b"].publish(request(4000, seed=4))
-        assert client.wait(lambda: len(client.replies["/robot_b"]) == 2)
+        client.wait_for(lambda: len(client.replies["/robot_b"]) == 2, "the reply after the bad blob", REPLY_TIMEOUT)
         assert client.replies["/robot_b"][1].stamp_ns == 4000 and not client.replies["/robot_b"][1].error
         assert server.bad_requests == 2
     finally:
@@ -215,16 +192,9 @@ def test_actors_wait_for_a_late_server_and_say_so(ros, tmp_path):
     ]
     config = load_config(overrides)
     collector = Steps(config.agent, robots)
-    actor_log: list[str] = []
-    listener = Node("log_listener")
-    listener.create_subscription(
-        Log, "/rosout", lambda m: actor_log.append(m.msg) if m.name.endswith("actor") else None, 100
-    )
+    listener = ClientNode("log_listener", log_of="actor")  # both robots' actors
     with running_graph(config, overrides, extra_nodes=(collector, listener)):
-        deadline = time.monotonic() + TIMEOUT
-        while not any("no reward from the reward server" in line for line in actor_log):
-            assert time.monotonic() < deadline, f"the actors never said they wait: {actor_log}"
-            time.sleep(0.1)
+        listener.wait_log("no reward from the reward server", timeout=TIMEOUT)
         assert collector.steps.empty(), "a step went out without its reward"
         # the server comes up late: the actors' next request is answered and steps flow
         late_server = RewardServerNode(config)

@@ -7,15 +7,12 @@ Runs only inside a loopback-only network namespace (test_scenarios.py; see conft
 from __future__ import annotations
 
 import threading
-import time
 
 import numpy as np
 import pytest
-import rclpy
+from client import TIMEOUT, ClientNode, wait_until
 from geometry_msgs.msg import PoseStamped, TwistStamped, WrenchStamped
-from rcl_interfaces.msg import Log
 from rclpy.executors import MultiThreadedExecutor
-from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
@@ -33,27 +30,23 @@ HOME = np.array([0.5, 0.0, 0.2, 0.0, 1.0, 0.0, 0.0])  # TCP pointing down, insid
 REST = np.zeros(6)
 T0 = 1_000_000_000  # ns: sim time of the first measurements
 PERIOD = 100_000_000  # ns: the node's control period (10 Hz)
-TIMEOUT = 10.0  # s for anything to arrive
 SENSORS = ("tcp/pose", "ft_sensor/wrench", "cameras/front/image_raw")
 RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
-class Client(Node):
+class Client(ClientNode):
     def __init__(self, interface: str):
-        super().__init__("safety_client")
+        super().__init__("safety_client", log_of="safety")
         self.interface = interface
         pose = interface == "pose"
         self.motion_type, motion_topic = (PoseStamped, "target_pose") if pose else (TwistStamped, "twist")
-        self.changed = threading.Condition()
         self.statuses: list[str] = []
         self.motions: list[np.ndarray] = []  # command/target_pose or command/twist, as arrays
         self.grippers: list[float] = []
-        self.safety_log: list[str] = []
-        self.create_subscription(String, "safety/status", lambda m: self._add(self.statuses, m.data), LATCHED)
+        self.create_subscription(String, "safety/status", lambda m: self.add(self.statuses, m.data), LATCHED)
         self.create_subscription(self.motion_type, f"command/{motion_topic}", self._on_motion, RELIABLE)
-        self.create_subscription(Float64, "command/gripper", lambda m: self._add(self.grippers, m.data), RELIABLE)
-        self.create_subscription(Log, "/rosout", self._on_log, 100)
+        self.create_subscription(Float64, "command/gripper", lambda m: self.add(self.grippers, m.data), RELIABLE)
         self.clock = self.create_publisher(Clock, "/clock", RELIABLE)
         self.sensors = {
             "tcp/pose": self.create_publisher(PoseStamped, "tcp/pose", RELIABLE),
@@ -64,28 +57,9 @@ class Client(Node):
         self.actor_gripper = self.create_publisher(Float64, "actor/gripper", RELIABLE)
         self.operator = {name: self.create_client(Trigger, f"safety/{name}") for name in ("stop", "reset", "resume")}
 
-    def _add(self, into: list, value) -> None:
-        with self.changed:
-            into.append(value)
-            self.changed.notify_all()
-
     def _on_motion(self, msg) -> None:
         read = convert.pose_to_tcp_pose if self.interface == "pose" else convert.twist_to_tcp_vel
-        self._add(self.motions, read(msg, frame_id=BASE))
-
-    def _on_log(self, msg: Log) -> None:
-        if msg.name == "safety":
-            self._add(self.safety_log, msg.msg)
-
-    def wait_for(self, predicate, what: str):
-        """predicate()'s first truthy value; re-checked on every message and every 20 ms."""
-        deadline = time.monotonic() + TIMEOUT
-        with self.changed:
-            while not (value := predicate()):
-                if time.monotonic() > deadline:
-                    pytest.fail(f"timed out after {TIMEOUT} s waiting for {what}")
-                self.changed.wait(0.02)
-            return value
+        self.add(self.motions, read(msg, frame_id=BASE))
 
     def wait_status(self, status: str) -> None:
         last_is = lambda: self.statuses and self.statuses[-1] == status  # noqa: E731
@@ -144,13 +118,6 @@ class Client(Node):
         )
 
 
-@pytest.fixture(scope="module")
-def ros():
-    rclpy.init()
-    yield
-    rclpy.try_shutdown()
-
-
 @pytest.fixture
 def interface() -> str:
     return "pose"
@@ -171,10 +138,10 @@ def graph(ros, interface):
     try:
         publishers = [client.clock, client.actor, client.actor_gripper, *client.sensors.values()]
         node_publishers = [safety.motion_publisher, safety.gripper_publisher, safety.status_publisher]
-        deadline = time.monotonic() + TIMEOUT
-        while any(p.get_subscription_count() < 1 for p in publishers + node_publishers):
-            assert time.monotonic() < deadline, "the client and the safety node never matched"
-            time.sleep(0.01)
+        wait_until(
+            lambda: all(p.get_subscription_count() >= 1 for p in publishers + node_publishers),
+            "the client and the safety node never matched",
+        )
         client.wait_status("WAITING: no pose, wrench, camera front received yet")
         client.feed(safety, T0)
         client.wait_status("RUNNING")
@@ -204,7 +171,7 @@ def test_force_over_the_limit_holds_until_reset_and_resume(graph):
     client.feed(safety, T0 + PERIOD, wrench=[0.0, 0.0, 85.2, 0.0, 0.0, 0.0])
     client.wait_status("HOLDING: wrench force 85.2 N > 60.0 N")
     client.wait_hold(sent, HOME)
-    client.wait_for(lambda: "safety: HOLDING: wrench force 85.2 N > 60.0 N" in client.safety_log, "the log line")
+    client.wait_for(lambda: "safety: HOLDING: wrench force 85.2 N > 60.0 N" in client.log, "the log line")
     moved = HOME + [0.03, 0, 0, 0, 0, 0, 0]
     client.command(moved, 1.0, T0 + PERIOD, expect=(HOME, 0.0))  # the actor's command: replaced by the hold
 
@@ -257,7 +224,7 @@ def test_garbage_is_dropped_logged_and_held_and_the_node_goes_on(graph):
     client.command(np.array([np.nan, *HOME[1:]]), 1.0, T0, expect=(HOME, 0.0))  # the hold in its place
     reason = "actor/target_pose: PoseStamped.pose.position.x is nan"
     client.wait_status(f"HOLDING: {reason}")
-    client.wait_for(lambda: any("command dropped, holding instead" in line for line in client.safety_log), "the log")
+    client.wait_for(lambda: any("command dropped, holding instead" in line for line in client.log), "the log")
     assert safety.bad_messages["actor/target_pose"] == 1
     assert client.call("reset").success and client.call("resume").success
 
@@ -268,10 +235,10 @@ def test_garbage_is_dropped_logged_and_held_and_the_node_goes_on(graph):
     client.wait_status("HOLDING: ft_sensor/wrench: WrenchStamped.wrench.force.y is nan")
     client.sensors["tcp/pose"].publish(convert.tcp_pose_to_pose(HOME, T0, "world"))
     client.wait_for(lambda: safety.bad_messages["tcp/pose"] == 1, "the bad pose counted")
-    client.wait_for(lambda: any(line.startswith("tcp/pose: message dropped") for line in client.safety_log), "its log")
+    client.wait_for(lambda: any(line.startswith("tcp/pose: message dropped") for line in client.log), "its log")
     assert safety.bad_messages["ft_sensor/wrench"] == 1
     dropped = "ft_sensor/wrench: message dropped (1 so far): WrenchStamped.wrench.force.y is nan"
-    client.wait_for(lambda: dropped in client.safety_log, "the log line")
+    client.wait_for(lambda: dropped in client.log, "the log line")
     response = client.call("reset")
     assert not response.success and "frame_id is 'world'" in response.message, response.message
 
@@ -294,32 +261,22 @@ def test_twist_interface_clips_and_holds_with_zero_twist(graph):
 
 
 # with the twin in lockstep ---------------------------------------------------------------------
-class TwinActor(Node):
+class TwinActor(ClientNode):
     """The actor's side against the real twin node: target poses and gripper commands on actor/*,
     the twin's TCP pose and the safety status back."""
 
     def __init__(self):
         super().__init__("twin_actor")
-        self.changed = threading.Condition()
         self.poses: list[tuple[int, np.ndarray]] = []  # (stamp, tcp pose)
         self.statuses: list[str] = []
         self.create_subscription(PoseStamped, "tcp/pose", self._on_pose, LATCHED)
-        self.create_subscription(String, "safety/status", self._on_status, LATCHED)
+        self.create_subscription(String, "safety/status", lambda m: self.add(self.statuses, m.data), LATCHED)
         self.target = self.create_publisher(PoseStamped, "actor/target_pose", RELIABLE)
         self.gripper = self.create_publisher(Float64, "actor/gripper", RELIABLE)
         self.reset_twin = self.create_client(Trigger, "sim_twin/reset")
 
     def _on_pose(self, msg: PoseStamped) -> None:
-        with self.changed:
-            self.poses.append((convert.time_ns(msg.header.stamp), convert.pose_to_tcp_pose(msg, frame_id=BASE)))
-            self.changed.notify_all()
-
-    def _on_status(self, msg: String) -> None:
-        with self.changed:
-            self.statuses.append(msg.data)
-            self.changed.notify_all()
-
-    wait_for = Client.wait_for
+        self.add(self.poses, (convert.time_ns(msg.header.stamp), convert.pose_to_tcp_pose(msg, frame_id=BASE)))
 
     def act(self, target: np.ndarray) -> np.ndarray:
         """Send a target as the actor does; the twin's next TCP pose."""
@@ -347,14 +304,15 @@ def test_with_the_twin_in_lockstep(ros):
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
     try:
-        deadline = time.monotonic() + TIMEOUT
         publishers = [actor.target, actor.gripper, safety.motion_publisher, safety.gripper_publisher]
         sensors = [sub for sub in safety.subscriptions if sub.topic_name in ("/tcp/pose", "/ft_sensor/wrench")]
-        while any(p.get_subscription_count() < 1 for p in publishers) or any(
-            sub.get_publisher_count() < 1 for sub in sensors
-        ):
-            assert time.monotonic() < deadline, "the twin, the safety node and the actor never matched"
-            time.sleep(0.01)
+        wait_until(
+            lambda: (
+                all(p.get_subscription_count() >= 1 for p in publishers)
+                and all(sub.get_publisher_count() >= 1 for sub in sensors)
+            ),
+            "the twin, the safety node and the actor never matched",
+        )
         # the twin's start-up observation went out before the safety node listened: a reset
         # publishes the next one, as the actor's first reset does in the graph
         assert actor.reset_twin.wait_for_service(timeout_sec=TIMEOUT)

@@ -6,27 +6,22 @@ action. Runs only inside a loopback-only network namespace (test_scenarios.py; s
 from __future__ import annotations
 
 import threading
-import time
 from collections import deque
 
 import numpy as np
 import pytest
-import rclpy
+from client import ROSOUT_LATCHED, TIMEOUT, ClientNode, wait_until
 from geometry_msgs.msg import Twist
-from rcl_interfaces.msg import Log
 from rclpy.executors import MultiThreadedExecutor
-from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Joy
 
 from hardware.spacemouse import find_model
 from hardware.spacemouse_node import SpaceMouseNode
 from robot_rl.robot.teleop import TeleopConfig, TeleopMapper
 
-TIMEOUT = 10.0  # s for anything to arrive
 RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-ROSOUT = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 SPACE_NAVIGATOR = find_model(0x046D, 0xC626)
 # A SpaceNavigator's reports (hex: report id, then little-endian int16 counts; full scale 350)
 TRANSLATION = "01 4600 51ff a2fe"  # HID x 70, y -175, z -350 -> ROS x 0.5, y -0.2, z 1.0
@@ -86,37 +81,15 @@ class FakePort:
         device.unplug()
 
 
-class Client(Node):
+class Client(ClientNode):
     """The teleop node's view: spacenav/joy, spacenav/twist, and the spacemouse node's log."""
 
     def __init__(self):
-        super().__init__("spacemouse_client")
-        self.changed = threading.Condition()
+        super().__init__("spacemouse_client", log_of="spacemouse", log_qos=ROSOUT_LATCHED)
         self.joys: list[Joy] = []
         self.twists: list[Twist] = []
-        self.log: list[str] = []
-        self.create_subscription(Joy, "spacenav/joy", lambda m: self._add(self.joys, m), RELIABLE)
-        self.create_subscription(Twist, "spacenav/twist", lambda m: self._add(self.twists, m), RELIABLE)
-        self.create_subscription(Log, "/rosout", self._on_log, ROSOUT)
-
-    def _add(self, into: list, value) -> None:
-        with self.changed:
-            into.append(value)
-            self.changed.notify_all()
-
-    def _on_log(self, msg: Log) -> None:
-        if msg.name == "spacemouse":
-            self._add(self.log, msg.msg)
-
-    def wait_for(self, predicate, what: str):
-        """predicate()'s first truthy value; re-checked on every message and every 20 ms."""
-        deadline = time.monotonic() + TIMEOUT
-        with self.changed:
-            while not (value := predicate()):
-                if time.monotonic() > deadline:
-                    pytest.fail(f"timed out after {TIMEOUT} s waiting for {what}")
-                self.changed.wait(0.02)
-            return value
+        self.create_subscription(Joy, "spacenav/joy", lambda m: self.add(self.joys, m), RELIABLE)
+        self.create_subscription(Twist, "spacenav/twist", lambda m: self.add(self.twists, m), RELIABLE)
 
     def wait_joy(self, axes, buttons, after: int = 0) -> Joy:
         """The first Joy after index `after` with these axes and buttons."""
@@ -139,24 +112,10 @@ class Client(Node):
 
         return self.wait_for(match, f"a Twist of {axes}")
 
-    def wait_log(self, text: str, count: int = 1) -> list[str]:
-        def lines():
-            found = [line for line in self.log if text in line]
-            return found if len(found) >= count else None
-
-        return self.wait_for(lines, f"{count} log line(s) with {text!r} (have {self.log})")
-
 
 def twist_values(msg: Twist) -> list[float]:
     v, w = msg.linear, msg.angular
     return [v.x, v.y, v.z, w.x, w.y, w.z]
-
-
-@pytest.fixture(scope="module")
-def ros():
-    rclpy.init()
-    yield
-    rclpy.try_shutdown()
 
 
 @pytest.fixture
@@ -177,10 +136,10 @@ def running(ros):
     executor.add_node(client)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
-    deadline = time.monotonic() + TIMEOUT
-    while node.joy_publisher.get_subscription_count() < 1 or node.twist_publisher.get_subscription_count() < 1:
-        assert time.monotonic() < deadline, "the client and the spacemouse node never matched"
-        time.sleep(0.01)
+    wait_until(
+        lambda: node.joy_publisher.get_subscription_count() >= 1 and node.twist_publisher.get_subscription_count() >= 1,
+        "the client and the spacemouse node never matched",
+    )
     yield node, client, port
     executor.shutdown()
     spinner.join(timeout=TIMEOUT)

@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from dataclasses import replace
 
 import numpy as np
 import pytest
-import rclpy
+from client import ROSOUT_LATCHED, TIMEOUT, ClientNode, wait_until
 from geometry_msgs.msg import Twist, TwistStamped
-from rcl_interfaces.msg import Log
 from rclpy.executors import MultiThreadedExecutor
-from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
@@ -30,29 +27,23 @@ from ros_nodes.teleop_node import TeleopNode
 
 S = 1_000_000_000  # ns per s
 T0 = S  # sim time of the first input
-TIMEOUT = 10.0  # s for anything to arrive
 RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-ROSOUT = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 REST = [0.0] * 6
 # a gamepad-like mapping: hold button 4 to intervene; 0 closes, 1 opens, 2 success, 3 ends the episode
 DEADMAN_JOY = TeleopConfig(deadband=0.0, deadman_button=4, success_button=2, end_episode_button=3)
 
 
-class Client(Node):
+class Client(ClientNode):
     def __init__(self, config: TeleopConfig):
-        super().__init__("teleop_client")
-        self.changed = threading.Condition()
+        super().__init__("teleop_client", log_of="teleop", log_qos=ROSOUT_LATCHED)
         self.actions: list[np.ndarray] = []
         self.intervening: list[bool] = []
         self.events: list[str] = []
-        self.teleop_log: list[str] = []
         self.create_subscription(Float32MultiArray, "teleop/action", self._on_action, RELIABLE)
-        self.create_subscription(Bool, "teleop/intervening", lambda m: self._add(self.intervening, m.data), LATCHED)
-        self.create_subscription(Empty, "teleop/success", lambda _: self._add(self.events, "success"), RELIABLE)
-        self.create_subscription(Empty, "teleop/end_episode", lambda _: self._add(self.events, "end"), RELIABLE)
-        # as the rosout publishers offer: a log line written before this node matched still arrives
-        self.create_subscription(Log, "/rosout", self._on_log, ROSOUT)
+        self.create_subscription(Bool, "teleop/intervening", lambda m: self.add(self.intervening, m.data), LATCHED)
+        self.create_subscription(Empty, "teleop/success", lambda _: self.add(self.events, "success"), RELIABLE)
+        self.create_subscription(Empty, "teleop/end_episode", lambda _: self.add(self.events, "end"), RELIABLE)
         self.clock = self.create_publisher(Clock, "/clock", RELIABLE)
         # the device's driver (one type per topic and node: Twist or TwistStamped)
         self.device = None
@@ -62,27 +53,8 @@ class Client(Node):
             kind = TwistStamped if config.twist_stamped else Twist
             self.device = self.create_publisher(kind, config.twist_topic, RELIABLE)
 
-    def _add(self, into: list, value) -> None:
-        with self.changed:
-            into.append(value)
-            self.changed.notify_all()
-
     def _on_action(self, msg: Float32MultiArray) -> None:
-        self._add(self.actions, np.array(msg.data, np.float32))
-
-    def _on_log(self, msg: Log) -> None:
-        if msg.name == "teleop":
-            self._add(self.teleop_log, msg.msg)
-
-    def wait_for(self, predicate, what: str):
-        """predicate()'s first truthy value; re-checked on every message and every 20 ms."""
-        deadline = time.monotonic() + TIMEOUT
-        with self.changed:
-            while not (value := predicate()):
-                if time.monotonic() > deadline:
-                    pytest.fail(f"timed out after {TIMEOUT} s waiting for {what}")
-                self.changed.wait(0.02)
-            return value
+        self.add(self.actions, np.array(msg.data, np.float32))
 
     def set_time(self, teleop: TeleopNode, t: int) -> None:
         self.clock.publish(Clock(clock=convert.time_msg(t)))
@@ -98,24 +70,12 @@ class Client(Node):
     def wait_intervening(self, value: bool) -> None:
         self.wait_for(lambda: self.intervening and self.intervening[-1] == value, f"intervening {value}")
 
-    def wait_log(self, text: str) -> str:
-        return self.wait_for(
-            lambda: next((line for line in self.teleop_log if text in line), None), f"a log line with {text!r}"
-        )
-
     def send_joy(self, axes, buttons, expected_action=None) -> None:
         """Publish a Joy; with `expected_action`, wait until the node has published that action."""
         after = len(self.actions)
         self.device.publish(Joy(axes=[float(a) for a in axes], buttons=list(buttons)))
         if expected_action is not None:
             self.wait_action(expected_action, after)
-
-
-@pytest.fixture(scope="module")
-def ros():
-    rclpy.init()
-    yield
-    rclpy.try_shutdown()
 
 
 @pytest.fixture
@@ -140,10 +100,10 @@ def start(ros):
             teleop.success_publisher,
             teleop.end_episode_publisher,
         ]
-        deadline = time.monotonic() + TIMEOUT
-        while any(p.get_subscription_count() < 1 for p in publishers + node_publishers):
-            assert time.monotonic() < deadline, "the client and the teleop node never matched"
-            time.sleep(0.01)
+        wait_until(
+            lambda: all(p.get_subscription_count() >= 1 for p in publishers + node_publishers),
+            "the client and the teleop node never matched",
+        )
         client.wait_intervening(False)  # latched at start
         client.set_time(teleop, T0)
         return teleop, client

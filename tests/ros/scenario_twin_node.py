@@ -5,17 +5,14 @@ Runs only inside a loopback-only network namespace (test_scenarios.py; see conft
 from __future__ import annotations
 
 import threading
-import time
 from collections import defaultdict
 from functools import partial
 
 import numpy as np
 import pytest
-import rclpy
+from client import TIMEOUT, ClientNode, wait_until
 from geometry_msgs.msg import PoseStamped, TwistStamped, WrenchStamped
-from rcl_interfaces.msg import Log
 from rclpy.executors import MultiThreadedExecutor
-from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
@@ -37,25 +34,22 @@ CAMERA_OVERRIDES = [
     f"sim.camera_rigs.{cam}.{key}={value}" for cam in CAMERAS for key, value in (("width", 40), ("height", 24))
 ]
 BASE = "panda_link0"
-TIMEOUT = 10.0  # s for anything to arrive
 
 
-class Client(Node):
+class Client(ClientNode):
     """What a ROS env / actor will do, reduced to the test: gather the twin's messages by stamp,
     send target poses and gripper commands, read /clock and the twin's log on /rosout."""
 
     def __init__(self):
-        super().__init__("twin_client")
+        super().__init__("twin_client", log_of="sim_twin")
         self.topics = {f"cameras/{cam}/image_raw": Image for cam in CAMERAS} | {
             "ft_sensor/wrench": WrenchStamped,
             "joint_states": JointState,
             "tcp/pose": PoseStamped,
             "tcp/twist": TwistStamped,
         }
-        self.changed = threading.Condition()
         self.by_stamp: dict[int, dict] = defaultdict(dict)
         self.clock_ns: list[int] = []
-        self.twin_log: list[str] = []
         self.sensor_qos_frames = 0
         # reliable + transient local: also gets the observation the twin published before we joined
         latched = QoSProfile(
@@ -64,7 +58,6 @@ class Client(Node):
         for topic, kind in self.topics.items():
             self.create_subscription(kind, topic, partial(self._store, topic), latched)
         self.create_subscription(Clock, "/clock", self._on_clock, latched)
-        self.create_subscription(Log, "/rosout", self._on_log, 100)
         # what a best-effort sensor subscriber (the aggregator) would use must match too
         self.create_subscription(Image, "cameras/front/image_raw", self._on_sensor_qos, qos_profile_sensor_data)
         command_qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -72,34 +65,16 @@ class Client(Node):
         self.gripper = self.create_publisher(Float64, "command/gripper", command_qos)
         self.reset_client = self.create_client(Trigger, "sim_twin/reset")
 
-    def _notify(self, update) -> None:
+    def _store(self, topic: str, msg) -> None:
         with self.changed:
-            update()
+            self.by_stamp[convert.time_ns(msg.header.stamp)][topic] = msg
             self.changed.notify_all()
 
-    def _store(self, topic: str, msg) -> None:
-        self._notify(lambda: self.by_stamp[convert.time_ns(msg.header.stamp)].__setitem__(topic, msg))
-
     def _on_clock(self, msg: Clock) -> None:
-        self._notify(lambda: self.clock_ns.append(convert.time_ns(msg.clock)))
-
-    def _on_log(self, msg: Log) -> None:
-        if msg.name == "sim_twin":
-            self._notify(lambda: self.twin_log.append(msg.msg))
+        self.add(self.clock_ns, convert.time_ns(msg.clock))
 
     def _on_sensor_qos(self, msg: Image) -> None:
         self.sensor_qos_frames += 1
-
-    def wait_for(self, predicate, what: str, timeout: float = TIMEOUT):
-        """predicate()'s first truthy value; re-checked on every message and every 20 ms (a service
-        future completes without notifying `changed`)."""
-        deadline = time.monotonic() + timeout
-        with self.changed:
-            while not (value := predicate()):
-                if time.monotonic() > deadline:
-                    pytest.fail(f"timed out after {timeout} s waiting for {what}")
-                self.changed.wait(0.02)
-            return value
 
     def observation(self, after_ns: int) -> tuple[int, dict]:
         """The first complete observation stamped after `after_ns`, in the spec's layout (float64)."""
@@ -126,13 +101,6 @@ class Client(Node):
         self.target.publish(convert.tcp_pose_to_pose(target_pose, stamp_ns, frame_id))
 
 
-@pytest.fixture(scope="module")
-def ros():
-    rclpy.init()
-    yield
-    rclpy.try_shutdown()
-
-
 @pytest.fixture
 def task() -> str:
     return "pick_cube"  # the gripper matters here; peg_insert turns about z (parametrised below)
@@ -153,10 +121,10 @@ def graph(ros, overrides):
     executor.add_node(client)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
-    deadline = time.monotonic() + TIMEOUT
-    while client.target.get_subscription_count() < 1 or client.gripper.get_subscription_count() < 1:
-        assert time.monotonic() < deadline, "the twin's command subscriptions never matched"
-        time.sleep(0.01)
+    wait_until(
+        lambda: client.target.get_subscription_count() >= 1 and client.gripper.get_subscription_count() >= 1,
+        "the twin's command subscriptions never matched",
+    )
     yield twin, client
     executor.shutdown()
     spinner.join(timeout=TIMEOUT)
@@ -242,10 +210,10 @@ def test_malformed_commands_are_rejected_and_logged(graph, reference):
     ]
     for pose, gripper, frame, reason in bad:
         client.command(pose, gripper, stamp, frame_id=frame)
-        client.wait_for(lambda r=reason: any(r in line for line in client.twin_log), f"the log line {reason!r}")
+        client.wait_for(lambda r=reason: any(r in line for line in client.log), f"the log line {reason!r}")
     assert twin.rejected_commands == len(bad)
     assert max(client.by_stamp) == stamp, "a rejected command stepped the twin"
-    assert all(line.startswith("command rejected, no step: ") for line in client.twin_log)
+    assert all(line.startswith("command rejected, no step: ") for line in client.log)
 
     # the node is still there, and in step with the env: a rejected command moved nothing
     _, obs, env_obs = step_both(client, reference, stamp, obs, np.array([0.5, -0.3, 0.2, 0, 0, 0, 1.0]))

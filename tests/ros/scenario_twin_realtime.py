@@ -9,15 +9,13 @@ see conftest.py)."""
 from __future__ import annotations
 
 import threading
-import time
 from collections import defaultdict
 
 import numpy as np
 import pytest
-import rclpy
+from client import TIMEOUT, ClientNode
 from geometry_msgs.msg import PoseStamped, WrenchStamped
 from rclpy.executors import SingleThreadedExecutor
-from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
@@ -38,16 +36,14 @@ OVERRIDES = [
     "sim.camera_rigs.front.width=40",
     "sim.camera_rigs.front.height=24",
 ]
-TIMEOUT = 10.0  # s for anything to arrive
 WINDOW_NS = 2_000_000_000  # of wrench stamps watched for the rates
 
 
-class Client(Node):
+class Client(ClientNode):
     """Stamps (and receive times) of what the twin streams; the latest TCP pose; commands out."""
 
     def __init__(self):
         super().__init__("twin_client")
-        self.changed = threading.Condition()
         self.stamps: dict[str, list[int]] = defaultdict(list)
         self.received_ns: list[int] = []  # node-clock receive time of each wrench sample
         self.poses: list[tuple[int, np.ndarray]] = []
@@ -62,7 +58,7 @@ class Client(Node):
         self.gripper = self.create_publisher(Float64, "command/gripper", command_qos)
         self.reset_client = self.create_client(Trigger, "sim_twin/reset")
 
-    def _add(self, topic: str, msg) -> None:
+    def _stamp(self, topic: str, msg) -> None:
         with self.changed:
             self.stamps[topic].append(convert.time_ns(msg.header.stamp))
             self.changed.notify_all()
@@ -70,29 +66,19 @@ class Client(Node):
     def _on_wrench(self, msg: WrenchStamped) -> None:
         convert.wrench_to_array(msg, frame_id="panda_ft_sensor")  # finite, in the sensor frame
         self.received_ns.append(self.get_clock().now().nanoseconds)
-        self._add("wrench", msg)
+        self._stamp("wrench", msg)
 
     def _on_image(self, msg: Image) -> None:
         self.frame_shapes.add((msg.width, msg.height, msg.encoding))
-        self._add("image", msg)
+        self._stamp("image", msg)
 
     def _on_joints(self, msg: JointState) -> None:
-        self._add("joints", msg)
+        self._stamp("joints", msg)
 
     def _on_pose(self, msg: PoseStamped) -> None:
         with self.changed:
             self.poses.append((convert.time_ns(msg.header.stamp), convert.pose_to_tcp_pose(msg, frame_id=BASE)))
-        self._add("pose", msg)
-
-    def wait_for(self, predicate, what: str, timeout: float = TIMEOUT):
-        """predicate()'s first truthy value; re-checked on every message and every 20 ms."""
-        deadline = time.monotonic() + timeout
-        with self.changed:
-            while not (value := predicate()):
-                if time.monotonic() > deadline:
-                    pytest.fail(f"timed out after {timeout} s waiting for {what}")
-                self.changed.wait(0.02)
-            return value
+        self._stamp("pose", msg)
 
     def pose_after(self, stamp_ns: int) -> tuple[int, np.ndarray]:
         return self.wait_for(
@@ -102,13 +88,6 @@ class Client(Node):
 
 def in_window(stamps: list[int], start: int, length: int = WINDOW_NS) -> list[int]:
     return [t for t in stamps if start <= t < start + length]
-
-
-@pytest.fixture(scope="module")
-def ros():
-    rclpy.init()
-    yield
-    rclpy.try_shutdown()
 
 
 @pytest.fixture

@@ -13,12 +13,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import rclpy
-from rcl_interfaces.msg import Log
+from client import ROSOUT_LATCHED, TIMEOUT, ClientNode
 from rclpy.executors import SingleThreadedExecutor
-from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from hardware.uvc_camera_node import UvcCameraNode
@@ -31,8 +29,6 @@ NAMESPACE = "/cameras/front"  # where the aggregator looks for the camera "front
 FRAME_ID = "front_camera"
 K = [100.0, 0.0, 40.0, 0.0, 100.0, 24.0, 0.0, 0.0, 1.0]
 D = [0.1, -0.05, 0.0, 0.0, 0.01]
-TIMEOUT = 10.0  # s for anything to arrive
-ROSOUT = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 def index_colour(i: int) -> tuple[int, int, int]:
@@ -59,56 +55,25 @@ def frame_index(rgb: np.ndarray) -> int:
     return int(np.argmin(errors))
 
 
-class Client(Node):
+class Client(ClientNode):
     """What the aggregator sees of the camera, and the camera node's log lines."""
 
     def __init__(self):
-        super().__init__("camera_client")
-        self.changed = threading.Condition()
+        super().__init__("camera_client", log_of="uvc_camera", log_qos=ROSOUT_LATCHED)
         self.images: list[Image] = []
         self.compressed: list[CompressedImage] = []
         self.infos: list[CameraInfo] = []
-        self.camera_log: list[str] = []
         for kind, topic, into in (
             (Image, "image_raw", self.images),
             (CompressedImage, "image_raw/compressed", self.compressed),
             (CameraInfo, "camera_info", self.infos),
         ):
             self.create_subscription(
-                kind, f"{NAMESPACE}/{topic}", lambda msg, into=into: self._add(into, msg), qos_profile_sensor_data
+                kind, f"{NAMESPACE}/{topic}", lambda msg, into=into: self.add(into, msg), qos_profile_sensor_data
             )
-        self.create_subscription(Log, "/rosout", self._on_log, ROSOUT)
-
-    def _add(self, into: list, value) -> None:
-        with self.changed:
-            into.append(value)
-            self.changed.notify_all()
-
-    def _on_log(self, msg: Log) -> None:
-        if msg.name.endswith("uvc_camera"):
-            self._add(self.camera_log, msg.msg)
-
-    def wait_for(self, predicate, what: str):
-        deadline = time.monotonic() + TIMEOUT
-        with self.changed:
-            while not (value := predicate()):
-                if time.monotonic() > deadline:
-                    pytest.fail(f"timed out after {TIMEOUT} s waiting for {what}")
-                self.changed.wait(0.02)
-            return value
-
-    def wait_log(self, text: str) -> str:
-        return self.wait_for(lambda: next((m for m in self.camera_log if text in m), None), f"a log line with {text!r}")
 
     def wait_images(self, count: int) -> None:
         self.wait_for(lambda: len(self.images) >= count, f"{count} images (have {len(self.images)})")
-
-
-@pytest.fixture(scope="module")
-def ros():
-    rclpy.init()
-    yield
-    rclpy.try_shutdown()
 
 
 @pytest.fixture
