@@ -8,7 +8,9 @@ Topics (relative names: one namespace per robot)
     cameras/<cam>/image_raw              sensor_msgs/Image (rgb8, bgr8, rgba8, bgra8, mono8, any
                                          row stride), or with the camera's `compressed`:
     cameras/<cam>/image_raw/compressed   sensor_msgs/CompressedImage (jpeg, png)
-    ft_sensor/wrench                     geometry_msgs/WrenchStamped, up to ~1 kHz
+    ft_sensor/wrench                     geometry_msgs/WrenchStamped, up to ~1 kHz; with the twin in
+                                         lockstep (`wrench_periods`) sim/wrench_period instead: the
+                                         period's samples in one std_msgs/UInt8MultiArray tree
     tcp/pose                             geometry_msgs/PoseStamped
     tcp/twist                            geometry_msgs/TwistStamped (not with `twist_from_pose`)
     joint_states                         sensor_msgs/JointState: the two finger joints -> gripper
@@ -57,6 +59,7 @@ import re
 import threading
 import time
 
+import numpy as np
 from geometry_msgs.msg import PoseStamped, TwistStamped, WrenchStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
@@ -124,13 +127,16 @@ class AggregatorNode(Node):
             self._subscribe(
                 kind, topic, camera_stream(cam), lambda m, c=cam, f=to_rgb: agg.add_image(c, stamp(m), f(m)), 2
             )
-        self._subscribe(
-            WrenchStamped,
-            "ft_sensor/wrench",
-            WRENCH,
-            lambda m: agg.add_wrench(stamp(m), convert.wrench_to_array(m, ft)),
-            100,
-        )
+        if config.wrench_periods:  # the twin in lockstep
+            self._subscribe(UInt8MultiArray, "sim/wrench_period", WRENCH, self._read_wrench_period, 10)
+        else:
+            self._subscribe(
+                WrenchStamped,
+                "ft_sensor/wrench",
+                WRENCH,
+                lambda m: agg.add_wrench(stamp(m), convert.wrench_to_array(m, ft)),
+                100,
+            )
         state_group = MutuallyExclusiveCallbackGroup()
         self._subscribe(
             PoseStamped,
@@ -180,6 +186,17 @@ class AggregatorNode(Node):
         fingers = convert.joint_state_field(msg, self.config.gripper_joints)
         opening = convert.gripper_opening(fingers, self.config.max_finger_opening)
         self.aggregator.add_gripper(convert.time_ns(msg.header.stamp), opening)
+
+    def _read_wrench_period(self, msg: UInt8MultiArray) -> None:
+        """The twin's samples of one control period, each stamped at its physics step (the last at
+        the observation's stamp), as a streaming sensor would have sent them."""
+        tree = convert.blob_to_tree(msg)
+        samples = tree.get("samples") if isinstance(tree, dict) else None
+        if not isinstance(samples, np.ndarray) or samples.ndim != 2 or samples.shape[1] != 6:
+            raise ValueError("not a tree with 'samples' float32[n, 6]")
+        last, dt = int(tree["stamp_ns"]), int(tree["dt_ns"])
+        for i, sample in enumerate(samples):
+            self.aggregator.add_wrench(last - (len(samples) - 1 - i) * dt, sample)
 
     def _read_privileged(self, msg: UInt8MultiArray) -> None:
         tree = convert.blob_to_tree(msg)

@@ -16,6 +16,8 @@ Topics (relative names, so a namespace per robot works):
                                 sim.privileged_state), success, the oracle's reward, truncated
                                 (physics diverged; in lockstep also the task's step limit)
     /clock                      rosgraph_msgs/Clock: sim time, for nodes with use_sim_time (lockstep only)
+    sim/wrench_period           std_msgs/UInt8MultiArray (lockstep only): every F/T sample of the period,
+                                {"stamp_ns": the observation's, "dt_ns": physics step, "samples": float32[n, 6]}
   subscribed (RELIABLE)
     command/target_pose         geometry_msgs/PoseStamped in `base_frame`: the impedance target
     command/gripper             std_msgs/Float64: the spec's gripper command (> 0.5 close,
@@ -37,7 +39,10 @@ Parameter `mode`:
 lockstep (default): one env step per command, a command being one target pose and one gripper
 command, paired in arrival order (each topic is reliable and in order, and the 7-D action has both
 every tick). The observation that results is published stamped one control period later in sim
-time, and /clock follows; the wrench is one message per period, the period's mean. Observations go
+time, and /clock follows; the wrench is one message per period, the period's mean, and all the
+period's samples go in one message on sim/wrench_period, from which the aggregator computes the
+in-process twin's statistic exactly (mean and max-abs over every physics step; a WrenchStamped per
+physics step, 50 reliable messages a period, stalled a one-process lockstep graph). Observations go
 out RELIABLE + TRANSIENT_LOCAL, depth 1: in lockstep one lost observation would stall the actor, a
 subscriber that joins late still gets the latest one, and sensor-data (best effort, volatile)
 subscribers are compatible.
@@ -187,6 +192,8 @@ class TwinNode(Node):
             wrench_qos, state_qos = self._realtime_setup(config.sim.physics_dt)
         else:
             wrench_qos = state_qos = OBSERVATION_QOS
+            self._wrench_period = self.create_publisher(UInt8MultiArray, "sim/wrench_period", OBSERVATION_QOS)
+            self._physics_dt_ns = round(config.sim.physics_dt * 1e9)
             self._clock = self.create_publisher(Clock, "/clock", OBSERVATION_QOS)
         self._images = {
             cam: self.create_publisher(Image, f"cameras/{cam}/image_raw", state_qos) for cam in config.sim.cameras
@@ -417,6 +424,8 @@ class TwinNode(Node):
         t = self.time_ns + self.period_ns
         self._publish_images(obs.get("images", {}), t)
         self._wrench.publish(convert.array_to_wrench(obs["state"]["wrench"][:6], t, self.ft_frame))
+        period = {"stamp_ns": t, "dt_ns": self._physics_dt_ns, "samples": self.env.recent_wrench.astype(np.float32)}
+        self._wrench_period.publish(convert.tree_to_blob(period))
         self._publish_state(t)
         self._publish_privileged(t, success, reward, truncated)
         self._clock.publish(Clock(clock=convert.time_msg(t)))

@@ -15,9 +15,8 @@ Streams, named after their topics (these names key `ages_ms`, the counters and t
 
 The wrench in the observation is WristFTSensor.period_statistics (mean force/torque, max-abs
 force/torque, as the in-process twin computes it) over the samples stamped in (t - period, t].
-The twin in lockstep publishes one wrench per control period, its mean over the period: with a
-single sample in the window the mean part is that sample and the max-abs part is its absolute
-value, not the twin's max-abs over its physics steps (which the twin does not publish).
+On the twin in lockstep (`wrench_periods`) the node feeds every physics step's sample from
+sim/wrench_period, so the statistic is the in-process twin's exactly.
 
 Two tick modes (AggregatorConfig.tick):
   timer    real time. The node calls observe(now) every control period on its clock; each stream's
@@ -125,6 +124,9 @@ class AggregatorConfig:
     gripper_joints: list[str] = field(default_factory=lambda: ["panda_finger_joint1", "panda_finger_joint2"])
     max_finger_opening: float = 0.04  # m per finger (robot_rl/sim/panda.py FINGER_MAX_OPENING, the Franka Hand)
     privileged: bool = False  # sim only: also wait for the twin's sim/privileged at every stamp
+    # sim only: the twin in lockstep sends each period's F/T samples in one message
+    # (sim/wrench_period) rather than a WrenchStamped per sample
+    wrench_periods: bool = False
     base_frame: str = ""  # frame the TCP pose and twist must be in; "" accepts any
     twist_from_pose: bool = False  # tcp_vel from consecutive poses, not from a tcp/twist topic
     ft_frame: str = ""  # frame the wrench must be in; "" accepts any

@@ -122,7 +122,7 @@ class RosConfig:
         if self.twin:
             config.privileged = True
             if self.twin_mode == "lockstep":
-                config.tick, config.wrench_hz = "stamped", sim.control_hz
+                config.tick, config.wrench_hz, config.wrench_periods = "stamped", 1.0 / sim.physics_dt, True
             else:  # every k-th physics step's sample (ros_nodes/twin_node.py)
                 physics_hz = 1.0 / sim.physics_dt
                 config.wrench_hz = physics_hz / max(1, round(physics_hz / self.realtime.wrench_hz))

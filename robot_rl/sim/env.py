@@ -230,6 +230,12 @@ class SimTwinEnv(gym.Env):
         self._recent_wrench = np.concatenate([self._recent_wrench, samples])[-period:]
         return samples
 
+    @property
+    def recent_wrench(self) -> np.ndarray:
+        """The F/T sensor's samples of the last control period, (substeps, 6), oldest first: the
+        last is the one at the latest observation. The observation's wrench is their statistic."""
+        return self._recent_wrench.copy()
+
     def observe(self) -> dict[str, Any]:
         """The observation now, as step() returns it (cameras rendered now)."""
         d = self.data
