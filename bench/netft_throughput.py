@@ -51,12 +51,10 @@ import argparse
 import json
 import multiprocessing
 import os
-import random
 import re
 import resource
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -71,6 +69,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import rclpy  # noqa: E402
 from geometry_msgs.msg import WrenchStamped  # noqa: E402
+from loopback import ISOLATED, in_loopback_namespace, reexecute_isolated  # noqa: E402
 from machine import machine_info  # noqa: E402  (bench/machine.py, beside this script)
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
@@ -85,7 +84,6 @@ sys.path.insert(0, str(REPO / "tests" / "hardware"))  # the simulator lives with
 from netft_simulator import NetFTSimulator  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
-ISOLATED = "ROBOT_RL_ROS_ISOLATED"  # set for the re-executed child, as bench/ros_timing.py does
 RATES_HZ = (1000, 7000)  # 7000 Hz: the Net F/T's fastest RDT rate
 DROP_FRACTION = 0.001  # injected loss in the client runs
 COUNTS_PER_FORCE = 1_000_000.0  # the node's calibration: Fx = ft_sequence / COUNTS_PER_FORCE
@@ -94,31 +92,6 @@ STOP_TIMEOUT_S = 10.0
 SETTLE_S = 0.5  # after the window: messages stamped in it are still on their way
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 FORK = multiprocessing.get_context("fork")  # started before rclpy.init: the child only uses sockets
-
-
-# isolation -------------------------------------------------------------------------------------
-def in_loopback_namespace() -> bool:
-    return (
-        os.environ.get(ISOLATED) == "1"
-        and [name for _, name in socket.if_nameindex()] == ["lo"]
-        and os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE") == "LOCALHOST"
-    )
-
-
-def reexecute_isolated() -> int:
-    """This script with the same arguments in a new loopback-only network namespace; its exit status."""
-    unshare = ["unshare", "--net"] if os.geteuid() == 0 else ["unshare", "--map-root-user", "--net"]
-    argv = [sys.executable, str(Path(__file__).resolve()), *sys.argv[1:]]
-    env = {k: v for k, v in os.environ.items() if k not in ("ROS_LOCALHOST_ONLY", "ROS_STATIC_PEERS")}
-    env.update(
-        ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
-        ROS_DOMAIN_ID=str(random.SystemRandom().randint(1, 101)),
-        ROS_LOG_DIR=tempfile.mkdtemp(prefix="netft_throughput_log_"),
-        ROBOT_RL_BENCH_COMMAND=shlex.join([".venv/bin/python", "bench/netft_throughput.py", *sys.argv[1:]]),
-    )
-    env[ISOLATED] = "1"
-    command = [*unshare, "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *argv]
-    return subprocess.run(command, cwd=REPO, env=env).returncode
 
 
 # the simulated sensor ----------------------------------------------------------------------------
@@ -516,7 +489,7 @@ def main() -> None:
     if not in_loopback_namespace():
         if os.environ.get(ISOLATED) == "1":
             sys.exit(f"{ISOLATED}=1 but this is not a loopback-only namespace with LOCALHOST discovery; refusing")
-        sys.exit(reexecute_isolated())
+        sys.exit(reexecute_isolated("netft_throughput.py"))
     run_bench(args)
 
 

@@ -59,6 +59,7 @@ import time
 from pathlib import Path
 
 import matplotlib
+from loopback import loopback_namespace_command  # bench/loopback.py, beside this script
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -69,12 +70,6 @@ TARGET_SUCCESS, TARGET_STEPS = 0.9, 30_000
 LEARNED_REWARD_TARGET = 0.8  # the reward issue's target for RLPD on the classifier's reward only
 METHODS = ("rlpd", "rlpd_10_critics", "sac", "bc", "rlpd_classifier", "rlpd_classifier_hil", "rlif", "rlpd_ros")
 RLIF_TARGET = 0.8
-
-
-def loopback_namespace(command: list[str]) -> list[str]:
-    """`command` in a new network namespace with only `lo` (root: unshare --net; else also a user ns)."""
-    unshare = ["unshare", "--net"] if os.geteuid() == 0 else ["unshare", "--map-root-user", "--net"]
-    return [*unshare, "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *command]
 
 
 def run_commands(method: str, seed: int, args: argparse.Namespace, run_dir: Path) -> list[list[str]]:
@@ -99,7 +94,7 @@ def run_commands(method: str, seed: int, args: argparse.Namespace, run_dir: Path
         return [[*cli, "train", *rlif, *common_overrides(run_dir, args), *method_overrides("rlpd", args)]]
     if method == "rlpd_ros":
         train = [*cli, "train", *oracle, *common_overrides(run_dir, args), *method_overrides("rlpd", args)]
-        return [loopback_namespace([*train, "train.transport=ros"])]
+        return [loopback_namespace_command([*train, "train.transport=ros"])]
     return [[*cli, "train", *oracle, *common_overrides(run_dir, args), *method_overrides(method, args)]]
 
 

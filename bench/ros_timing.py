@@ -66,10 +66,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -85,6 +83,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import rclpy  # noqa: E402
 from geometry_msgs.msg import PoseStamped  # noqa: E402
+from loopback import ISOLATED, in_loopback_namespace, reexecute_isolated  # noqa: E402
 from machine import machine_info  # noqa: E402  (bench/machine.py, beside this script)
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
@@ -98,7 +97,6 @@ from ros_nodes import convert  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
-ISOLATED = "ROBOT_RL_ROS_ISOLATED"  # set for the re-executed child, as tests/ros/test_scenarios.py does
 TARGETS = {"observation_age_p99_ms": 50.0, "missed_ticks": 0, "dropped_wrench_samples": 0}
 # Run name -> the twin's frames (width, height; observations stay 128x128) and the Fast DDS profile
 # of the graph's processes (None: rmw_fastrtps's defaults, whose 512 KB shared-memory segment a
@@ -126,31 +124,6 @@ LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability
 RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 WEIGHTS_NS = "/weights"
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
-
-
-# isolation -------------------------------------------------------------------------------------
-def in_loopback_namespace() -> bool:
-    return (
-        os.environ.get(ISOLATED) == "1"
-        and [name for _, name in socket.if_nameindex()] == ["lo"]
-        and os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE") == "LOCALHOST"
-    )
-
-
-def reexecute_isolated() -> int:
-    """This script with the same arguments in a new loopback-only network namespace; its exit status."""
-    unshare = ["unshare", "--net"] if os.geteuid() == 0 else ["unshare", "--map-root-user", "--net"]
-    argv = [sys.executable, str(Path(__file__).resolve()), *sys.argv[1:]]
-    env = {k: v for k, v in os.environ.items() if k not in ("ROS_LOCALHOST_ONLY", "ROS_STATIC_PEERS")}
-    env.update(
-        ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
-        ROS_DOMAIN_ID=str(random.SystemRandom().randint(1, 101)),
-        ROS_LOG_DIR=tempfile.mkdtemp(prefix="ros_timing_log_"),
-        ROBOT_RL_BENCH_COMMAND=shlex.join([".venv/bin/python", "bench/ros_timing.py", *sys.argv[1:]]),
-    )
-    env[ISOLATED] = "1"
-    command = [*unshare, "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *argv]
-    return subprocess.run(command, cwd=REPO, env=env).returncode
 
 
 def require_isolation(role: str) -> None:
@@ -815,7 +788,7 @@ def main() -> None:
     if not in_loopback_namespace():
         if os.environ.get(ISOLATED) == "1":
             sys.exit(f"{ISOLATED}=1 but this is not a loopback-only namespace with LOCALHOST discovery; refusing")
-        sys.exit(reexecute_isolated())
+        sys.exit(reexecute_isolated("ros_timing.py"))
     run_bench(args)
 
 
