@@ -128,12 +128,13 @@ def cmd_train_reward(config: Config, run_dir: Path, overrides: list[str]) -> int
 def cmd_reward_eval(config: Config, run_dir: Path, overrides: list[str]) -> int:
     import torch
 
-    from robot_rl.rewards import make_reward_model
+    from robot_rl.rewards import check_reward_cameras, make_reward_model
     from robot_rl.rewards.evaluate import evaluate_reward_model
     from robot_rl.rollout import make_env
 
     device = torch.device(config.train.device)
-    model = make_reward_model(config.reward, device, config.sim.cameras)
+    model = make_reward_model(config.reward, device)
+    check_reward_cameras(model, config.sim.cameras)
     env = make_env(config, learned_reward=True)  # full-length episodes: returns compare
     summary = evaluate_reward_model(env, model, config.reward.name, config.episodes, config.seed, run_dir, device)
     log.info("reward fidelity against the twin's ground truth:\n%s", (run_dir / "summary.md").read_text())

@@ -25,7 +25,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from std_msgs.msg import UInt8MultiArray
 
 from robot_rl.config import Config, ConfigError
-from robot_rl.rewards import make_reward_model
+from robot_rl.rewards import check_reward_cameras, make_reward_model
 from robot_rl.rewards.base import RewardInput, RewardOutput
 from robot_rl.rewards.server import RewardServer
 from robot_rl.robot.messages import RewardReplyMessage, RewardRequestMessage
@@ -41,11 +41,12 @@ class RewardServerNode(Node):
         super().__init__("reward_server", **kwargs)
         self.config = config if config is not None else composed_config(self)
         settings = self.config.ros.reward_server
-        model = make_reward_model(self.config.reward, settings.device, self.config.sim.cameras)
+        model = make_reward_model(self.config.reward, settings.device)
         if model is None:
             raise ConfigError(
                 f"reward: {self.config.reward.name!r} is the twin's oracle; the reward server serves reward models"
             )
+        check_reward_cameras(model, self.config.sim.cameras)
         self.model, self.device = model, torch.device(settings.device)
         # One thread for torch on a CPU: its default pool of spinning workers starves the graph's
         # other nodes on a small machine; a GPU does the work anyway.

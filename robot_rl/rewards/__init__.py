@@ -40,19 +40,19 @@ TRAINED_REWARDS = {
 }
 
 
-def make_reward_model(
-    config: RewardConfig, device: torch.device | str = "cpu", cameras: list[str] | None = None
-) -> RewardModel | None:
+def make_reward_model(config: RewardConfig, device: torch.device | str = "cpu") -> RewardModel | None:
     """The model a reward config names, in eval mode; None for the twin's oracle rewards (the env
-    computes those). `cameras`: the rendered ones (sim.cameras), which must include every camera
-    the model reads. Imports each model's module only when it is used (open_clip is slow to import)."""
+    computes those). Imports each model's module only when it is used (open_clip is slow to import)."""
     if config.is_oracle:
         return None
-    model = _build(config, device, "reward").eval()
-    missing = set(model.cameras) - set(cameras if cameras is not None else model.cameras)
+    return _build(config, device, "reward").eval()
+
+
+def check_reward_cameras(model: RewardModel, cameras: list[str]) -> None:
+    """Raise a ConfigError if the model reads a camera that is not rendered (sim.cameras)."""
+    missing = set(model.cameras) - set(cameras)
     if missing:
         raise ConfigError(f"reward: reads camera(s) {sorted(missing)}, not in sim.cameras={cameras}")
-    return model
 
 
 def _build(config: RewardConfig, device: torch.device | str, key: str) -> RewardModel:

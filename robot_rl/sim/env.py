@@ -40,7 +40,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from robot_rl import spec
-from robot_rl.sim.config import ROTATION_AXES, RobotConfig, SimConfig, TaskConfig, check_choice
+from robot_rl.sim.config import ROTATION_AXES, TWIN_ROBOT, RobotConfig, SimConfig, TaskConfig, check_choice
 from robot_rl.sim.ft_sensor import WristFTSensor
 from robot_rl.sim.panda import FINGER_MAX_OPENING, HOME_QPOS, posture_torque, solve_ik
 from robot_rl.sim.randomization import DomainRandomizer
@@ -72,6 +72,7 @@ class SimTwinEnv(gym.Env):
         self.robot_cfg = robot if robot is not None else RobotConfig()
         self.sim_cfg.validate()
         self.robot_cfg.validate()
+        check_choice(self.robot_cfg.name, (TWIN_ROBOT,), "robot.name")  # the other arms are real ones only
         check_choice(reward, REWARD_TYPES, "reward")
         if render_mode is not None:
             check_choice(render_mode, self.metadata["render_modes"], "render_mode")

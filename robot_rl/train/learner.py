@@ -44,7 +44,7 @@ from robot_rl.data.checkpoint import load_agent_state, load_checkpoint, save_che
 from robot_rl.data.demos import collect_expert_demos  # noqa: E402
 from robot_rl.data.replay import ReplayBuffer, mixed_batch  # noqa: E402
 from robot_rl.hil.simulated_human import EpisodeStats, SimulatedHuman  # noqa: E402
-from robot_rl.rewards import make_reward_model  # noqa: E402
+from robot_rl.rewards import check_reward_cameras, make_reward_model  # noqa: E402
 from robot_rl.rewards.base import RewardInput, RewardModel  # noqa: E402
 from robot_rl.rewards.preference.model import load_preference_reward, make_labeller, save_preference_reward  # noqa: E402
 from robot_rl.robot.messages import StepMessage  # noqa: E402
@@ -146,8 +146,9 @@ class Trainer:
         self.config, self.run_dir = config, run_dir
         c = config.train
         self.device = torch.device(c.device)
-        # None: the twin's oracle
-        self.reward_model = make_reward_model(config.reward, self.device, config.sim.cameras)
+        self.reward_model = make_reward_model(config.reward, self.device)  # None: the twin's oracle
+        if self.reward_model is not None:
+            check_reward_cameras(self.reward_model, config.sim.cameras)
         self.env = make_env(config, learned_reward=self.reward_model is not None)
         # Evaluation has an env of its own: resetting the training env mid-episode would splice
         # an evaluation episode into the training one (and race the actor thread in async mode).

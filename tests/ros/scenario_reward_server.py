@@ -98,7 +98,7 @@ def test_two_robots_steps_carry_the_servers_rewards_for_their_observations(ros, 
     assert stats.failed_batches == 0 and stats.observations >= len(steps)
 
     # every step's reward is the model's for the observation the step led to, scored here
-    model = make_reward_model(config.reward, "cpu", config.sim.cameras)
+    model = make_reward_model(config.reward, "cpu")
     for step in steps:
         inputs = RewardInput.from_observation(step.next_obs, model.cameras, step.action)
         expected = model.score(inputs).reward.item()
