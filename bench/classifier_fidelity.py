@@ -51,9 +51,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from robot_rl.config import load_config  # noqa: E402
+from robot_rl.data.labels import LabelledFrames  # noqa: E402
 from robot_rl.rewards.classifier.config import SuccessClassifierConfig  # noqa: E402
 from robot_rl.rewards.classifier.model import (  # noqa: E402
-    LabelledFrames,
     collect_labelled_frames,
     evaluate_success_classifier,
     roc_curve,

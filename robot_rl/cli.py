@@ -4,6 +4,8 @@
   robot-rl train [overrides]   train an agent (agent=sac|bc) on the twin; run_dir=... resumes
   robot-rl eval checkpoint=RUN_DIR [overrides]   evaluate a trained agent: success rate and video
   robot-rl sim   [overrides]   the twin with its scripted expert, recorded to a video
+  robot-rl demos [overrides]   record teleoperated demos on the twin (bags for train.demo_bags)
+  robot-rl label [overrides]   label success frames on the twin (for train-reward reward.labels)
   robot-rl train-reward reward=... [overrides]  train a reward model on data from the twin
   robot-rl reward-eval reward=... [overrides]   a reward model's fidelity to the twin's ground truth
   robot-rl graph [overrides]   the ROS 2 graph in one process (the nodes launch/*.launch.py start)
@@ -142,6 +144,67 @@ def cmd_reward_eval(config: Config, run_dir: Path, overrides: list[str]) -> int:
     return 0 if summary else 1
 
 
+def _operator_input(config: Config, needs_success_button: bool):
+    """The operator's device at the twin: this terminal's keyboard, or a SpaceMouse over HID."""
+    from robot_rl.hil.operator import JoyDeviceInput, KeyboardInput
+
+    teleop = config.teleop
+    if teleop.device == "keyboard":
+        if not sys.stdin.isatty():
+            raise ConfigError("teleop=keyboard reads this terminal's keys, but stdin is not a terminal")
+        return KeyboardInput(teleop.key_motion_s)
+    if teleop.device == "twist":
+        raise ConfigError(
+            "teleop.device=twist comes from a ROS node (spacenav, teleop_twist_joy): on the twin use "
+            "teleop=keyboard, or teleop=spacemouse for a SpaceMouse read over HID"
+        )
+    if needs_success_button and teleop.success_button < 0:
+        raise ConfigError("teleop.success_button: labelling needs a button held for success (or teleop=keyboard)")
+    from hardware.spacemouse import SpaceMouseError, SpaceMouseReader, hid_opener
+
+    try:
+        opener = hid_opener()
+    except SpaceMouseError as error:
+        raise ConfigError(f"teleop=spacemouse on the twin reads the device over HID: {error}") from error
+    reader = SpaceMouseReader(opener, on_status=lambda event, message: log.info("SpaceMouse %s: %s", event, message))
+    return JoyDeviceInput(reader, teleop.success_button)
+
+
+def cmd_demos(config: Config, run_dir: Path, overrides: list[str]) -> int:
+    from robot_rl.hil.operator import run_demo_session
+    from robot_rl.robot.teleop import TeleopMapper
+
+    with _operator_input(config, needs_success_button=False) as device:
+        summary = run_demo_session(config, run_dir, device, TeleopMapper(config.teleop))
+    log.info(
+        "%d of %d episodes marked successes (the twin agrees on %d); bags in %s: train with train.demo_bags=%s",
+        summary["successes"],
+        summary["episodes"],
+        summary["twin_agrees"],
+        summary["bags"],
+        summary["bags"],
+    )
+    return 0
+
+
+def cmd_label(config: Config, run_dir: Path, overrides: list[str]) -> int:
+    from robot_rl.hil.operator import run_label_session
+    from robot_rl.robot.teleop import TeleopMapper
+
+    with _operator_input(config, needs_success_button=True) as device:
+        summary = run_label_session(config, run_dir, device, TeleopMapper(config.teleop))
+    log.info(
+        "%d success and %d failure frames from %d episodes (%d frames labelled both ways); train with "
+        "`robot-rl train-reward reward=classifier reward.labels=%s`",
+        summary["positives"],
+        summary["negatives"],
+        summary["episodes"],
+        summary.get("conflicting_frames", 0),
+        summary["labels"],
+    )
+    return 0
+
+
 def cmd_graph(config: Config, run_dir: Path, overrides: list[str]) -> int:
     from ros_nodes.graph import run_graph  # the composition root: only this command needs rclpy
 
@@ -160,6 +223,16 @@ COMMANDS: dict[str, tuple[Callable[[Config, Path, list[str]], object], str, dict
     ),
     "train": (cmd_train, "train an agent on the twin (run_dir=... resumes a run)", {}),
     "eval": (cmd_eval, "evaluate a trained agent (checkpoint=RUN_DIR): ground-truth success, video", {}),
+    "demos": (
+        cmd_demos,
+        "record teleoperated demos on the twin (keyboard in this terminal, or teleop=spacemouse over HID) as bags",
+        {"episodes": "10", "teleop": "keyboard", "video_episodes": "0"},
+    ),
+    "label": (
+        cmd_label,
+        "label success frames on the twin: hold the success key (Enter) while the scene shows success",
+        {"teleop": "keyboard", "video_episodes": "0"},
+    ),
     "train-reward": (
         cmd_train_reward,
         "train a reward model (reward=classifier|perceptual|preference) on data collected on the twin",
@@ -274,7 +347,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, HydraException, OmegaConfBaseException) as error:
         print(f"robot-rl {args.command}: invalid config:\n{_config_error_message(error)}", file=sys.stderr)
         return 2
-    handler(config, _run_dir(config, args.command), overrides)
+    try:
+        handler(config, _run_dir(config, args.command), overrides)
+    except ConfigError as error:  # found once the run starts: a device, recorded data that does not fit
+        print(f"robot-rl {args.command}: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

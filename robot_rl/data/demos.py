@@ -70,6 +70,35 @@ def read_demo_bags(folder: Path | str, only_successes: bool = True) -> list[Epis
     return [ep for ep in read_episode_bags(folder) if ep.success or not only_successes]
 
 
+def check_demo_episodes(
+    episodes: list[Episode], state_dim: int, camera_sizes: dict[str, tuple[int, int]], source: str
+) -> None:
+    """Recorded demos must fit the run's buffers: the same state layout and, for every camera the run
+    stores, frames of its size. Raises ValueError saying which episode differs and how."""
+    from robot_rl.spec import flatten_state
+
+    for index, episode in enumerate(episodes):
+        obs = episode.observations[0]
+        where = (
+            f"{source}: demo {index} (seed {episode.seed})" if episode.seed is not None else f"{source}: demo {index}"
+        )
+        recorded_dim = len(flatten_state(obs["state"]))
+        if recorded_dim != state_dim:
+            raise ValueError(
+                f"{where} has a {recorded_dim}-D state, this run's is {state_dim}-D: recorded with another "
+                "sim/task (e.g. sim=state adds the task's privileged state)"
+            )
+        images = obs.get("images", {})
+        for cam, (height, width) in camera_sizes.items():
+            if cam not in images:
+                raise ValueError(f"{where} has no {cam!r} camera (it has {sorted(images)}); this run stores {cam!r}")
+            if images[cam].shape[:2] != (height, width):
+                raise ValueError(
+                    f"{where}: {cam!r} frames are {images[cam].shape[0]}x{images[cam].shape[1]}, this run "
+                    f"stores {height}x{width}"
+                )
+
+
 @dataclass
 class DemoCollection:
     seeds: list[int]  # of the episodes put into the buffer

@@ -23,14 +23,39 @@ from robot_rl.sim.config import ConfigError, check_choice
 HIL_MODES = ("off", "hil_serl", "rlif", "both")
 
 
+VIEWER_MODES = ("auto", "on", "off")
+
+
+@dataclass
+class OperatorConfig:
+    """`robot-rl demos` and `robot-rl label` on the twin (the number of demos is the top-level `episodes`)."""
+
+    viewer: str = "auto"  # a MuJoCo viewer window: auto (when a display exists) | on | off
+    realtime: bool = True  # pace the twin at its control rate (false: as fast as it computes, for tests)
+    positives: int = 200  # label: success frames to store (HIL-SERL's record_success_fail asks 200)
+    negatives_per_positive: float = 2.0  # label: at least this many failure frames per success frame
+
+    def validate(self, key: str = "hil.operator") -> None:
+        check_choice(self.viewer, VIEWER_MODES, f"{key}.viewer")
+        if self.positives < 1:
+            raise ConfigError(f"{key}.positives: must be >= 1, got {self.positives}")
+        if not self.negatives_per_positive >= 1.0:
+            raise ConfigError(
+                f"{key}.negatives_per_positive: must be >= 1 (failures outnumber successes), "
+                f"got {self.negatives_per_positive}"
+            )
+
+
 @dataclass
 class HilConfig:
     mode: str = "off"
     human: SimulatedHumanConfig = field(default_factory=SimulatedHumanConfig)
+    operator: OperatorConfig = field(default_factory=OperatorConfig)  # a person at the twin: robot-rl demos / label
 
     def validate(self, key: str = "hil") -> None:
         check_choice(self.mode, HIL_MODES, f"{key}.mode")
         self.human.validate(f"{key}.human")
+        self.operator.validate(f"{key}.operator")
 
     @property
     def interventions_as_demos(self) -> bool:

@@ -2,13 +2,15 @@
 
   classifier   labelled frames from expert, noisy, partial and random episodes (ground-truth
                success labels; negatives outnumber positives), held-out episodes pick the threshold;
-  perceptual   `episodes` successful scripted-expert demos (frames up to the success);
+               or, with reward.labels=PATH, an operator's labels from `robot-rl label`;
+  perceptual   `episodes` successful scripted-expert demos (frames up to the success); or, with
+               reward.demos=FOLDER, the successful demos recorded there (`robot-rl demos`);
   preference   segments of expert, noisy-expert and random episodes, labelled in rounds by the
                simulated oracle labeller (ground-truth dense return), queries by ensemble
                disagreement.
-On a robot the data comes from teleoperated demos and labels instead (the human-in-the-loop
-work); the training functions are the same. The model file goes to the run directory, with a
-report (JSON); pass the file to training as reward.checkpoint.
+On a robot the data comes from the operator's demos and labels; the training functions are the
+same. The model file goes to the run directory, with a report (JSON); pass the file to training as
+reward.checkpoint.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from robot_rl.config import Config
+from robot_rl.data.labels import LabelledFrames
 from robot_rl.rollout import make_env
 from robot_rl.sim.config import ConfigError
 from robot_rl.sim.env import SimTwinEnv
@@ -60,14 +63,26 @@ def train_reward_model(config: Config, run_dir: Path) -> Path:
 
 
 def _train_classifier(config: Config, run_dir: Path) -> tuple[Path, dict]:
-    from robot_rl.rewards.classifier.model import (
-        collect_labelled_frames,
-        save_success_classifier,
-        train_success_classifier,
-    )
+    from robot_rl.rewards.classifier.model import save_success_classifier, train_success_classifier
 
     reward = config.reward
-    env = env_for_reward(config, reward.cameras, reward.image_size)
+    if reward.labels:
+        data, heldout, report = _recorded_labels(reward)
+    else:
+        data, heldout = _twin_labels(config)
+        report = {"labels": "the twin's ground truth"}
+    model, training = train_success_classifier(
+        reward, data.images, data.labels, data.states, data.episode_ids, heldout=heldout, device=config.train.device
+    )
+    report = {**training, **report}
+    return save_success_classifier(model, run_dir / "classifier.safetensors", report), report
+
+
+def _twin_labels(config: Config) -> tuple[LabelledFrames, LabelledFrames]:
+    """Frames rendered on the twin and labelled by its ground truth, and a held-out set of other seeds."""
+    from robot_rl.rewards.classifier.model import collect_labelled_frames
+
+    env = env_for_reward(config, config.reward.cameras, config.reward.image_size)
     try:
         data = collect_labelled_frames(env, config.episodes, seed=config.seed)
         heldout = collect_labelled_frames(env, max(2, config.episodes // 4), seed=config.seed + 100_000)
@@ -76,24 +91,86 @@ def _train_classifier(config: Config, run_dir: Path) -> tuple[Path, dict]:
     log.info(
         "classifier: %d frames, %d positive (+ %d held out)", len(data.labels), data.labels.sum(), len(heldout.labels)
     )
-    model, report = train_success_classifier(
-        reward, data.images, data.labels, data.states, data.episode_ids, heldout=heldout, device=config.train.device
+    return data, heldout
+
+
+def _recorded_labels(reward) -> tuple[LabelledFrames, None, dict]:
+    """An operator's labels (`robot-rl label`), frames fitted to the model's image size. Frames labelled
+    both ways are reported and left out; the held-out split is by recorded episode."""
+    import torch
+
+    from robot_rl.data.labels import conflicting_labels, load_labelled_frames
+    from robot_rl.rewards.base import fit_frames
+
+    data, truth = load_labelled_frames(reward.labels)
+    missing = [cam for cam in reward.cameras if cam not in data.images]
+    if missing:
+        raise ConfigError(
+            f"reward.cameras: {missing} not in the labels {reward.labels} (they have {sorted(data.images)})"
+        )
+    conflicts = conflicting_labels(data)
+    report = {"labels": str(reward.labels), "recorded_frames": len(data), "conflicting_frames": 0}
+    if conflicts:
+        dropped = np.concatenate(conflicts)
+        report["conflicting_frames"] = len(dropped)
+        log.warning(
+            "labels: %d frames are labelled both success and failure (%d distinct frames, e.g. episode %d frames "
+            "%s): left out of training",
+            len(dropped),
+            len(conflicts),
+            data.episode_ids[conflicts[0][0]],
+            conflicts[0].tolist()[:6],
+        )
+        keep = np.setdiff1d(np.arange(len(data)), dropped)
+        data, truth = data.subset(keep), None if truth is None else truth[keep]
+    size = tuple(reward.image_size)
+    data.images = {cam: fit_frames(torch.from_numpy(data.images[cam]), size, cam).numpy() for cam in reward.cameras}
+    if truth is not None:  # labelled on the twin: how well the operator's labels match its ground truth
+        report["operator_label_agreement"] = float((truth == data.labels).mean())
+    log.info(
+        "classifier: %d recorded frames, %d positive, from %d episodes",
+        len(data),
+        data.labels.sum(),
+        len(np.unique(data.episode_ids)),
     )
-    return save_success_classifier(model, run_dir / "classifier.safetensors", report), report
+    return data, None, report
 
 
 def _train_perceptual(config: Config, run_dir: Path) -> tuple[Path, dict]:
     from robot_rl.rewards.perceptual.model import fit_perceptual_reward, save_perceptual_reward
 
     reward = config.reward
-    env = env_for_reward(config, reward.cameras, reward.image_size)
-    try:
-        demos = [expert_demo_frames(env, config.seed + i) for i in range(config.episodes)]
-    finally:
-        env.close()
-    log.info("perceptual: %d expert demos, %s frames", len(demos), [len(d[reward.cameras[0]]) for d in demos])
+    if reward.demos:
+        demos = recorded_demo_frames(reward.demos, reward.cameras, tuple(reward.image_size))
+    else:
+        env = env_for_reward(config, reward.cameras, reward.image_size)
+        try:
+            demos = [expert_demo_frames(env, config.seed + i) for i in range(config.episodes)]
+        finally:
+            env.close()
+    log.info("perceptual: %d demos, %s frames", len(demos), [len(d[reward.cameras[0]]) for d in demos])
     model, report = fit_perceptual_reward(reward, demos, device=config.train.device)
     return save_perceptual_reward(model, run_dir / "perceptual.safetensors", report), report
+
+
+def recorded_demo_frames(folder: str, cameras: list[str], size: tuple[int, int]) -> list[dict[str, np.ndarray]]:
+    """The successful demos recorded as bags in `folder`, as frames per camera fitted to `size`."""
+    import torch
+
+    from robot_rl.data.demos import read_demo_bags
+    from robot_rl.rewards.base import fit_frames
+
+    demos = []
+    for episode in read_demo_bags(folder):
+        recorded = episode.observations[0].get("images", {})
+        missing = [cam for cam in cameras if cam not in recorded]
+        if missing:
+            raise ConfigError(f"reward.cameras: {missing} not recorded in {folder} (its bags have {sorted(recorded)})")
+        frames = {cam: np.stack([obs["images"][cam] for obs in episode.observations]) for cam in cameras}
+        demos.append({cam: fit_frames(torch.from_numpy(f), size, cam).numpy() for cam, f in frames.items()})
+    if not demos:
+        raise ConfigError(f"reward.demos: no successful demo in {folder}")
+    return demos
 
 
 def expert_demo_frames(env: SimTwinEnv, seed: int) -> dict[str, np.ndarray]:

@@ -17,6 +17,9 @@ class TrainConfig:
     # scripted-expert demonstrations put in the demo buffer (SERL's 20; on reach, 10 demos are 51
     # transitions and left SAC at ~4% eval success after 4k steps, 20 at 36-50%)
     demo_episodes: int = 20
+    # a folder of recorded demo bags (`robot-rl demos`, the ROS episode recorder): its successful
+    # episodes are the demos instead of demo_episodes scripted-expert ones
+    demo_bags: str = ""
     demo_fraction: float = 0.5  # share of every batch drawn from the demos (RLPD: 0.5)
     learning_starts: int = 500  # online steps before the first update
     buffer_capacity: int = 200_000  # observations in the online buffer

@@ -41,7 +41,7 @@ from tqdm import tqdm  # noqa: E402
 from robot_rl.agents import make_agent  # noqa: E402
 from robot_rl.config import Config, ConfigError, agent_config_of_run  # noqa: E402
 from robot_rl.data.checkpoint import load_agent_state, load_checkpoint, save_checkpoint  # noqa: E402
-from robot_rl.data.demos import collect_expert_demos  # noqa: E402
+from robot_rl.data.demos import add_episodes, check_demo_episodes, collect_expert_demos, read_demo_bags  # noqa: E402
 from robot_rl.data.replay import ReplayBuffer, mixed_batch  # noqa: E402
 from robot_rl.hil.simulated_human import EpisodeStats, SimulatedHuman  # noqa: E402
 from robot_rl.rewards import check_reward_cameras, make_reward_model  # noqa: E402
@@ -187,25 +187,42 @@ class Trainer:
                 ram_frame_budget_bytes=int(c.ram_frame_budget_gb * 2**30),
                 storage_dir=run_dir / "buffers" / "online",
             )
-            demo_slots = max(1000, c.demo_episodes * (config.task.max_episode_steps + 1))
+            recorded = self._recorded_demos() if c.demo_bags else []
+            expected = c.demo_episodes * (config.task.max_episode_steps + 1)
+            demo_slots = max(1000, sum(len(ep) + 1 for ep in recorded) or expected)
             if config.hil.interventions_as_demos:  # room for every step the human may drive
                 budget = config.hil.human.budget_total
                 demo_slots += min(c.env_steps, budget if budget is not None else c.env_steps)
             self.demos = ReplayBuffer(
                 demo_slots, self.state_dim, ACTION_DIM, camera_sizes(config), ram_frame_budget_bytes=2**40
             )
-            if c.demo_episodes:
+            if recorded:
+                add_episodes(self.demos, recorded)
+                log.info("demos: %d recorded episodes from %s, %d steps", len(recorded), c.demo_bags, len(self.demos))
+            elif c.demo_episodes:
                 collected = collect_expert_demos(self.env, self.demos, c.demo_episodes, seed=config.seed + 500_000)
                 log.info("demos: %d expert episodes, %d transitions", len(collected.seeds), collected.transitions)
-                if self.reward_model is not None:
-                    # recorded with the oracle's reward: the learner sees the model's
-                    relabel_buffer(self.demos, self.reward_model, self._score, self.device)
+            if self.reward_model is not None and len(self.demos):
+                # recorded with the oracle's (or the operator's) reward: the learner sees the model's
+                relabel_buffer(self.demos, self.reward_model, self._score, self.device)
         # hil.mode: the simulated operator watching the training env (its expert reads the twin's state)
         self.human = SimulatedHuman(config.hil.human, make_expert(self.env)) if config.hil.mode != "off" else None
         self.intervention_stats: list[EpisodeStats] = []
         self.reward_updates: OnlinePreferenceUpdates | None = None
         if getattr(config.reward, "online_every", 0):
             self._start_reward_updates(resumed=checkpoint is not None)
+
+    def _recorded_demos(self) -> list:
+        """train.demo_bags: the successful episodes recorded there, checked against this run's buffers."""
+        folder = self.config.train.demo_bags
+        try:
+            episodes = read_demo_bags(folder)
+            check_demo_episodes(episodes, self.state_dim, camera_sizes(self.config), f"train.demo_bags={folder}")
+        except ValueError as error:
+            raise ConfigError(str(error)) from error
+        if not episodes:
+            raise ConfigError(f"train.demo_bags: no successful episode in {folder} (record some with robot-rl demos)")
+        return episodes
 
     def _start_reward_updates(self, resumed: bool) -> None:
         """reward.online_every > 0: the reward keeps learning from new labels (reward_updates.py).

@@ -131,7 +131,7 @@ def test_training_on_separable_squares_reaches_high_auc_and_the_target_precision
 
 
 def test_training_accepts_a_separate_heldout_set():
-    from robot_rl.rewards.classifier.model import LabelledFrames
+    from robot_rl.data.labels import LabelledFrames
 
     images, labels, _ = squares(160)
     held_images, held_labels, held_episodes = squares(80, seed=2)

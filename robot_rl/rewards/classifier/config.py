@@ -40,6 +40,9 @@ class SuccessClassifierConfig(RewardConfig):
     gate_min: float | None = None
     gate_max: float | None = None
     checkpoint: str = ""  # a saved classifier (.safetensors) to load as the reward
+    # train-reward: a labels file or folder recorded by `robot-rl label` (robot_rl/data/labels.py) to
+    # train on; "" collects frames labelled by the twin's ground truth instead
+    labels: str = ""
     seed: int = 0
 
     def validate(self, key: str = "reward") -> None:

@@ -30,6 +30,7 @@ from tqdm import tqdm
 from robot_rl import spec
 from robot_rl.agents.augment import augment_images
 from robot_rl.agents.networks import CNNEncoder, PretrainedEncoder, mlp
+from robot_rl.data.labels import LabelledFrames
 from robot_rl.data.tree import load_tree, save_tree
 from robot_rl.rewards.base import RewardInput, RewardModel, RewardOutput
 from robot_rl.rewards.classifier.config import SuccessClassifierConfig
@@ -206,30 +207,6 @@ def evaluate_success_classifier(
 
 
 # --- training -----------------------------------------------------------------------------------
-@dataclass
-class LabelledFrames:
-    """Frames with ground-truth success labels, and the episode each came from (held-out splits
-    are by episode: frames of one episode are near copies, a frame split would flatter the model)."""
-
-    images: dict[str, np.ndarray]  # uint8 [N, H, W, 3] per camera
-    states: np.ndarray  # float32 [N, S], spec.flatten_state
-    labels: np.ndarray  # bool [N]
-    episode_ids: np.ndarray  # int64 [N]
-    episode_kinds: np.ndarray | None = None  # str [N]: how the frame's episode was driven (collect_labelled_frames)
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def subset(self, index: np.ndarray) -> LabelledFrames:
-        return LabelledFrames(
-            {cam: img[index] for cam, img in self.images.items()},
-            self.states[index],
-            self.labels[index],
-            self.episode_ids[index],
-            None if self.episode_kinds is None else self.episode_kinds[index],
-        )
-
-
 def _check_training_data(
     config: SuccessClassifierConfig,
     images: dict[str, np.ndarray],

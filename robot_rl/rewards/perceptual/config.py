@@ -31,6 +31,9 @@ class PerceptualRewardConfig(RewardConfig):
     num_steps: int = 4
     features_per_step: int = 16  # M: features selected per step (16 to 64 score alike on pick_cube)
     checkpoint: str = ""  # a fitted model (.safetensors): load_perceptual_reward(config.checkpoint, config)
+    # train-reward: a folder of demo bags (`robot-rl demos`, the episode recorder) to fit on; ""
+    # records `episodes` scripted-expert demos on the twin instead
+    demos: str = ""
     # Nothing in the fit draws random numbers (exact segmentation, sorted selection): the seed only
     # seeds torch while the extractors are built, and travels with the config into the checkpoint.
     seed: int = 0
