@@ -13,6 +13,7 @@ Topics (relative names: one namespace per robot)
     policy/weights        std_msgs/UInt8MultiArray, a WeightsMessage, RELIABLE + TRANSIENT_LOCAL
                           depth 1: an actor that starts late still gets the latest weights
     reward/reply          std_msgs/UInt8MultiArray, a RewardReplyMessage (with a learned reward)
+    learner/consumed      std_msgs/Header: the stamp of this actor's step the learner took last
   published
     actor/target_pose     geometry_msgs/PoseStamped (robot.command_interface "pose": an impedance target)
     actor/twist           geometry_msgs/TwistStamped (robot.command_interface "twist": a servo command)
@@ -40,6 +41,12 @@ The commands go to the safety node (actor/* -> command/*), never straight to the
 The target pose is the measured pose moved by the action (spec.action_to_target_pose); the
 twist is the action scaled to the robot's per-step maxima over one control period.
 
+Keeping pace with the learner: with max_lead_steps > 0 (the graph sets train.max_actor_lead when the
+twin steps in lockstep), once a learner has said which step it took last (learner/consumed), an
+observation more than max_lead_steps control periods past that step waits, and the twin with it,
+until the learner catches up. In lockstep nothing else paces the graph, and a learner that falls
+behind trains on the data of ever older policies. On a robot (real time) the actor never waits.
+
 Weights are decoded on their own callback group, so a large blob never delays a control tick, and
 swapped between two ticks. In lockstep (the twin with sim time) the next observation exists only
 after this node's command, so the graph runs as fast as the twin steps.
@@ -57,7 +64,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from std_msgs.msg import Bool, Empty, Float32MultiArray, Float64, String, UInt8MultiArray
+from std_msgs.msg import Bool, Empty, Float32MultiArray, Float64, Header, String, UInt8MultiArray
 from std_srvs.srv import Trigger
 
 from robot_rl import spec
@@ -84,6 +91,12 @@ class ActorNode(Node):
         self.base_frame = declare(self, "base_frame", "panda_link0", "frame of the commands")
         reset_service = declare(self, "reset_service", "sim_twin/reset", "std_srvs/Trigger resetting the robot")
         seed = declare(self, "seed", -1, "seed of the random exploration steps; -1: the config's seed")
+        self.max_lead_steps = declare(
+            self, "max_lead_steps", 0, "wait while this many steps ahead of the learner (lockstep); 0: never wait"
+        )
+        self.period_ns = round(1e9 / self.config.sim.control_hz)
+        self._learner_stamp: int | None = None  # stamp of our step the learner took last
+        self._waiting_for_learner: ObservationMessage | None = None
         self.served_reward = not self.config.reward.is_oracle  # a learned reward, from the reward server
         self.agent = None  # built at the first observation, when the state's size is known
         # One thread for torch: acting is a handful of small matrix products, and torch's default
@@ -131,6 +144,7 @@ class ActorNode(Node):
         self.create_subscription(Empty, "teleop/success", lambda _: self.actor.mark_success(), COMMAND_QOS)
         self.create_subscription(Empty, "teleop/end_episode", lambda _: self.actor.request_end(), COMMAND_QOS)
         self.create_subscription(String, "safety/status", self._on_safety_status, LATCHED)
+        self.create_subscription(Header, "learner/consumed", self._on_learner_consumed, LATCHED)
         self.create_subscription(
             UInt8MultiArray,
             "policy/weights",
@@ -237,10 +251,26 @@ class ActorNode(Node):
         self._tick(message)
 
     def _on_episode_observation(self, message: ObservationMessage) -> None:
+        if self._ahead_of_learner(message):
+            self._waiting_for_learner = message
+            return
         if self.served_reward and self.actor.open_step() is not None:
             self._ask_reward(message)  # the tick waits for the reply
         else:
             self._tick(message)
+
+    # pace ---------------------------------------------------------------------------------------
+    def _ahead_of_learner(self, message: ObservationMessage) -> bool:
+        if self.max_lead_steps <= 0 or self._learner_stamp is None:
+            return False
+        return message.stamp_ns - self._learner_stamp > self.max_lead_steps * self.period_ns
+
+    def _on_learner_consumed(self, msg: Header) -> None:
+        self._learner_stamp = convert.time_ns(msg.stamp)
+        waiting = self._waiting_for_learner
+        if waiting is not None and waiting is self._latest and not self._ahead_of_learner(waiting):
+            self._waiting_for_learner = None
+            self._on_episode_observation(waiting)
 
     # the reward server ------------------------------------------------------------------------
     def _ask_reward(self, message: ObservationMessage) -> None:

@@ -10,6 +10,10 @@ Topics, for each actor namespace in `actor_namespaces` (e.g. [/robot_a, /robot_b
   published   <ns>/policy/weights  std_msgs/UInt8MultiArray, a WeightsMessage, RELIABLE +
                                    TRANSIENT_LOCAL depth 1, so an actor that starts (or restarts)
                                    later still gets the newest weights
+              <ns>/learner/consumed  std_msgs/Header, RELIABLE + TRANSIENT_LOCAL depth 1: the stamp
+                                   of that actor's step the learner took last. An actor stepping a
+                                   twin in lockstep waits while it is train.max_actor_lead steps
+                                   ahead of it (ros_nodes/actor_node.py)
 
 Steps that fail to decode are logged and dropped (counted in `bad_steps`). Episode names are
 prefixed with the namespace, so two robots' episodes never merge. Weights travel as one message
@@ -25,7 +29,7 @@ from dataclasses import asdict
 import torch
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from std_msgs.msg import UInt8MultiArray
+from std_msgs.msg import Header, UInt8MultiArray
 
 from robot_rl.agents.config import AgentConfig
 from robot_rl.robot.messages import StepMessage, WeightsMessage
@@ -43,16 +47,18 @@ class RosActors(Node):
     def __init__(self, agent_config: AgentConfig, actor_namespaces: list[str], **kwargs):
         super().__init__("learner", **kwargs)
         self.agent_config = json.dumps(asdict(agent_config))
-        self.steps: queue.Queue[StepMessage] = queue.Queue()
+        self.steps: queue.Queue[tuple[str, StepMessage]] = queue.Queue()
         self.bad_steps = 0
         self._closed = False
         self._weights = []
+        self._consumed = {}  # namespace prefix -> its learner/consumed publisher
         for namespace in actor_namespaces:
             prefix = namespace.rstrip("/")
             self.create_subscription(
                 UInt8MultiArray, f"{prefix}/steps", lambda msg, ns=prefix: self._on_step(msg, ns), STEPS_QOS
             )
             self._weights.append(self.create_publisher(UInt8MultiArray, f"{prefix}/policy/weights", WEIGHTS_QOS))
+            self._consumed[prefix] = self.create_publisher(Header, f"{prefix}/learner/consumed", WEIGHTS_QOS)
 
     def _on_step(self, msg: UInt8MultiArray, namespace: str) -> None:
         try:
@@ -63,7 +69,7 @@ class RosActors(Node):
             return
         if namespace:
             step.episode = f"{namespace.strip('/')}/{step.episode}"
-        self.steps.put(step)
+        self.steps.put((namespace, step))
 
     # the Actors contract ----------------------------------------------------------------------
     def start(self, actor_state: dict[str, torch.Tensor]) -> None:
@@ -73,11 +79,14 @@ class RosActors(Node):
         waited = 0.0
         while not self._closed:
             try:
-                return self.steps.get(timeout=POLL_S)
+                namespace, step = self.steps.get(timeout=POLL_S)
             except queue.Empty:
                 waited += POLL_S
                 if waited % SILENCE_WARNING_S < POLL_S:
                     self.get_logger().warning(f"no step from any actor for {waited:.0f} s; waiting")
+                continue
+            self._consumed[namespace].publish(Header(stamp=convert.time_msg(step.stamp_ns)))
+            return step
         return None
 
     def push_weights(self, actor_state: dict[str, torch.Tensor], version: int) -> None:

@@ -33,6 +33,11 @@ class TrainConfig:
     # weight_push_every updates.
     mode: str = "sync"
     weight_push_every: int = 50
+    # The furthest (env steps) an actor may run ahead of the learner: the in-process actor thread,
+    # and ROS actors stepping a twin in lockstep, wait beyond it. Without a limit a lockstep graph
+    # outran the learner fivefold, which then trained on the data of ever older policies. A robot's
+    # actor runs in real time and never waits.
+    max_actor_lead: int = 50
     # "inprocess": the learner steps its own twin; "ros": it trains on the steps that the actors of
     # the ROS graph publish (ros_nodes/learner_node.py) and pushes weights to them over DDS.
     transport: str = "inprocess"
@@ -42,7 +47,15 @@ class TrainConfig:
     def validate(self, key: str = "train") -> None:
         check_choice(self.mode, TRAIN_MODES, f"{key}.mode")
         check_choice(self.transport, TRANSPORTS, f"{key}.transport")
-        for name in ("env_steps", "eval_every", "eval_episodes", "checkpoint_every", "log_every", "weight_push_every"):
+        for name in (
+            "env_steps",
+            "eval_every",
+            "eval_episodes",
+            "checkpoint_every",
+            "log_every",
+            "weight_push_every",
+            "max_actor_lead",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{key}.{name}: must be >= 1, got {getattr(self, name)}")
         for name in ("demo_episodes", "learning_starts", "video_episodes"):

@@ -520,7 +520,7 @@ class ThreadActor:
         self.trainer = trainer
         c = trainer.config
         self.agent = make_agent(c.agent, trainer.state_dim, ACTION_DIM, trainer.cameras, "cpu", trainer.controlled)
-        self.steps: queue.Queue = queue.Queue(maxsize=1000)
+        self.steps: queue.Queue = queue.Queue(maxsize=c.train.max_actor_lead)
         self.weights_lock, self.new_weights = threading.Lock(), None
         self.stop = threading.Event()
         self.error: BaseException | None = None

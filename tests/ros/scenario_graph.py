@@ -5,6 +5,8 @@ the actor publishes and pushing weights back. Runs only inside a loopback-only n
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from robot_rl.config import load_config
@@ -85,3 +87,25 @@ def test_training_through_the_graph_stores_every_step_pushes_weights_and_records
     recorded = np.concatenate([e.actions for e in episodes])
     assert len(recorded) >= STEPS
     np.testing.assert_array_equal(recorded[:STEPS], np.stack([s.action for s in steps]))
+
+
+def test_in_lockstep_the_actor_keeps_within_max_actor_lead_of_a_slow_learner(ros):
+    lead = 5
+    overrides = ["sim=state", "task=reach", "train.transport=ros", f"train.max_actor_lead={lead}"]
+    config = load_config(overrides)
+    learner = RosActors(config.agent, list(config.ros.namespaces))
+    with running_graph(config, overrides, extra_nodes=(learner,)) as nodes:
+        actor = next(n for n in nodes if type(n).__name__ == "ActorNode").actor
+        taken, leads = 0, []
+        for _ in range(60):  # a learner taking a step every 20 ms, slower than the twin steps
+            assert learner.get() is not None
+            taken += 1
+            leads.append(actor.counters.steps - taken)
+            time.sleep(0.02)
+        time.sleep(0.5)  # a learner that takes nothing: the actor runs up to the limit, then waits
+        stalled = actor.counters.steps
+        time.sleep(0.5)
+        assert actor.counters.steps == stalled
+    # the steps sent before the learner first said what it took drain first; then the lead holds
+    assert max(leads[-20:]) <= lead + 1, leads
+    assert stalled - taken <= lead + 1
