@@ -171,16 +171,20 @@ def _operator_input(config: Config, needs_success_button: bool):
 
 
 def cmd_demos(config: Config, run_dir: Path, overrides: list[str]) -> int:
-    from robot_rl.hil.operator import run_demo_session
-    from robot_rl.robot.teleop import TeleopMapper
+    if config.hil.operator.graph:
+        from ros_nodes.graph import record_demos_on_graph  # rclpy only for this variant
 
-    with _operator_input(config, needs_success_button=False) as device:
-        summary = run_demo_session(config, run_dir, device, TeleopMapper(config.teleop))
+        summary = record_demos_on_graph(config, run_dir, overrides)
+    else:
+        from robot_rl.hil.operator import run_demo_session
+        from robot_rl.robot.teleop import TeleopMapper
+
+        with _operator_input(config, needs_success_button=False) as device:
+            summary = run_demo_session(config, run_dir, device, TeleopMapper(config.teleop))
     log.info(
-        "%d of %d episodes marked successes (the twin agrees on %d); bags in %s: train with train.demo_bags=%s",
+        "%d of %d episodes are successes; bags in %s: train with train.demo_bags=%s",
         summary["successes"],
         summary["episodes"],
-        summary["twin_agrees"],
         summary["bags"],
         summary["bags"],
     )

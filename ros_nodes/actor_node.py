@@ -24,6 +24,11 @@ Topics (relative names: one namespace per robot)
     <reset_service>       std_srvs/Trigger that resets the robot (the twin: sim_twin/reset)
     safety/status         std_msgs/String, latched: the first episode starts once it reads RUNNING
 
+Policy "hold" (ros.actor_policy, for recording demos on the graph): no motion while the operator
+does not intervene, and no random exploration steps. With pace_hz > 0 (ros.wall_clock_pace) an
+episode's observations are acted on at the ticks of a wall-clock timer at that rate, so a twin in
+lockstep goes at the pace of a person at the controls.
+
 Episodes: after the reset service answers, the episode starts with the observation whose stamp
 the reply names ("first observation at <ns> ns", as the twin says; it may have arrived before the
 reply), or with the first one after the reply (a robot's reset service, which names none). After
@@ -71,6 +76,7 @@ from robot_rl import spec
 from robot_rl.agents import make_agent
 from robot_rl.config import Config
 from robot_rl.robot.actor import EpisodeActor, oracle_reward
+from robot_rl.robot.config import ACTOR_POLICIES
 from robot_rl.robot.messages import ObservationMessage, RewardReplyMessage, RewardRequestMessage, WeightsMessage
 from robot_rl.spec import ACTION_DIM, flatten_state
 from robot_rl.train.learner import policy_camera_sizes
@@ -91,10 +97,20 @@ class ActorNode(Node):
         self.base_frame = declare(self, "base_frame", "panda_link0", "frame of the commands")
         reset_service = declare(self, "reset_service", "sim_twin/reset", "std_srvs/Trigger resetting the robot")
         seed = declare(self, "seed", -1, "seed of the random exploration steps; -1: the config's seed")
+        policy = declare(self, "policy", "agent", "agent: the policy acts; hold: no motion unless teleoperated")
+        if policy not in ACTOR_POLICIES:
+            raise ValueError(f"policy: one of {ACTOR_POLICIES}, got {policy!r}")
+        self.hold = policy == "hold"  # recording demos: the operator drives, nobody else
         self.max_lead_steps = declare(
             self, "max_lead_steps", 0, "wait while this many steps ahead of the learner (lockstep); 0: never wait"
         )
         self.period_ns = round(1e9 / self.config.sim.control_hz)
+        pace_hz = declare(self, "pace_hz", 0.0, "act at most at this rate of the wall clock; 0: as observations come")
+        self._paced: ObservationMessage | None = None  # waiting for the pace timer's next tick
+        self._pace_timer = None
+        if pace_hz > 0:
+            steady = Clock(clock_type=ClockType.STEADY_TIME)
+            self._pace_timer = self.create_timer(1.0 / pace_hz, self._on_pace_tick, clock=steady)
         self._learner_stamp: int | None = None  # stamp of our step the learner took last
         self._waiting_for_learner: ObservationMessage | None = None
         self.served_reward = not self.config.reward.is_oracle  # a learned reward, from the reward server
@@ -109,7 +125,7 @@ class ActorNode(Node):
             reward_fn=self._take_served_reward if self.served_reward else oracle_reward,
             max_episode_steps=self.config.task.max_episode_steps,
             terminate_on_success=self.config.task.terminate_on_success,
-            random_steps=self.config.train.learning_starts,
+            random_steps=0 if self.hold else self.config.train.learning_starts,
             seed=self.config.seed if seed < 0 else seed,
             episode_prefix=self.get_namespace().strip("/").replace("/", "_") or "episode",
         )
@@ -159,6 +175,8 @@ class ActorNode(Node):
 
     # policy and weights ---------------------------------------------------------------------
     def _act(self, obs: dict) -> np.ndarray:
+        if self.hold:
+            return np.zeros(ACTION_DIM, np.float32)  # no motion, the gripper as it is
         if self.agent is None:
             c = self.config
             state_dim = len(flatten_state(obs["state"]))
@@ -250,7 +268,10 @@ class ActorNode(Node):
         self.get_logger().info(f"{episode} starts at {message.stamp_ns} ns", throttle_duration_sec=5.0)
         self._tick(message)
 
-    def _on_episode_observation(self, message: ObservationMessage) -> None:
+    def _on_episode_observation(self, message: ObservationMessage, paced: bool = False) -> None:
+        if self._pace_timer is not None and not paced:
+            self._paced = message
+            return
         if self._ahead_of_learner(message):
             self._waiting_for_learner = message
             return
@@ -264,6 +285,11 @@ class ActorNode(Node):
         if self.max_lead_steps <= 0 or self._learner_stamp is None:
             return False
         return message.stamp_ns - self._learner_stamp > self.max_lead_steps * self.period_ns
+
+    def _on_pace_tick(self) -> None:
+        waiting, self._paced = self._paced, None
+        if waiting is not None and waiting is self._latest and self.actor.in_episode:
+            self._on_episode_observation(waiting, paced=True)
 
     def _on_learner_consumed(self, msg: Header) -> None:
         self._learner_stamp = convert.time_ns(msg.stamp)

@@ -1,7 +1,8 @@
 """The ROS graph in one process: every node of robot_rl/robot/graph.py's description, each on
 its own executor thread. `robot-rl graph` runs it until Ctrl-C; `robot-rl train train.transport=ros`
 runs that as a child process beside the learner (RosActors), which trains on the steps its actors
-publish.
+publish; `robot-rl demos hil.operator.graph=true` runs it with the teleop node, the recorder and an
+actor that holds still unless the operator drives, until enough demos are recorded.
 
 ros2 launch (launch/*.launch.py) starts the same description as one process per node.
 """
@@ -9,11 +10,13 @@ ros2 launch (launch/*.launch.py) starts the same description as one process per 
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import signal
 import subprocess
 import sys
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -23,7 +26,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.signals import SignalHandlerOptions
 
-from robot_rl.config import Config
+from robot_rl.config import Config, load_config
 from robot_rl.robot.graph import NodeSpec, graph_nodes
 
 log = logging.getLogger(__name__)
@@ -140,3 +143,60 @@ def train_over_ros(config: Config, run_dir: Path, overrides: list[str]) -> dict:
             except subprocess.TimeoutExpired:
                 graph.kill()
         rclpy.try_shutdown()
+
+
+def record_demos_on_graph(config: Config, run_dir: Path, overrides: list[str]) -> dict:
+    """`robot-rl demos hil.operator.graph=true`: demos_on_graph until done or Ctrl-C (as run_graph)."""
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.default_int_handler)
+    try:
+        return demos_on_graph(config, run_dir, overrides)
+    finally:
+        rclpy.try_shutdown()
+
+
+def demos_on_graph(config: Config, run_dir: Path, overrides: list[str], poll_s: float = 0.2) -> dict:
+    """Teleoperated demos through the graph (the twin's or a robot's topics): the teleop node, the
+    recorder writing every episode to run_dir/demos, and the actor holding still while the operator
+    does not intervene (ros.actor_policy=hold), at the control rate of the wall clock (a twin in
+    lockstep at the operator's pace: ros.wall_clock_pace). Runs until `config.episodes` recorded episodes end
+    in success (the success key, or on the twin its ground truth) or Ctrl-C; the summary goes to
+    run_dir/demos.json and is returned. rclpy must be initialised."""
+    from robot_rl.data.bags import read_episode_bag
+
+    demos = run_dir / "demos"
+    graph_overrides = [
+        *overrides,
+        "ros.teleop=true",
+        "ros.record=true",
+        f"ros.recorder.directory={demos}",
+        "ros.actor_policy=hold",
+        "ros.wall_clock_pace=true",  # a twin in lockstep at the operator's pace
+    ]
+    episodes: list[dict] = []
+    stopped = ""
+    with running_graph(load_config(graph_overrides), graph_overrides) as nodes:
+        recorders = [node.recorder for node in nodes if type(node).__name__ == "RecorderNode"]
+        log.info("drive with the teleop device; the success key ends an episode as a success")
+        try:
+            while sum(e["success"] for e in episodes) < config.episodes:
+                time.sleep(poll_s)
+                saved = [path for recorder in recorders for path in recorder.saved]
+                for path in saved[len(episodes) :]:
+                    episode = read_episode_bag(path)
+                    episodes.append({"bag": str(path), "steps": len(episode), "success": episode.success})
+                    label = "success" if episode.success else "no success"
+                    log.info("%s: %d steps, %s", path.name, len(episode), label)
+        except KeyboardInterrupt:
+            stopped = "stopped by the operator (Ctrl-C)"
+    summary = {
+        "task": config.task.name,
+        "bags": str(demos),
+        "episodes": len(episodes),
+        "successes": sum(e["success"] for e in episodes),
+        "stopped": stopped,
+        "per_episode": episodes,
+    }
+    (run_dir / "demos.json").write_text(json.dumps(summary, indent=2))
+    return summary

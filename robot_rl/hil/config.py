@@ -5,7 +5,9 @@ operator (robot_rl/hil/simulated_human.py). The modes (configs/hil/):
   hil_serl  HIL-SERL: the human's corrections are demonstrations too (they also go to the demo
             buffer, sampled 50/50 with online data); the task reward is the configured one
   rlif      RLIF: the reward is -1 where an intervention starts and 0 otherwise, and nothing else
-            (reward=intervention): the policy learns to avoid what makes a person step in
+            (reward=intervention): the policy learns to avoid what makes a person step in. The -1
+            goes to the policy's proposed action, in a terminal transition of its own (the policy's
+            trajectory ends where the human takes over); the human's correction is stored unpenalised
   both      interventions as demonstrations and the intervention penalty beside the task reward
             (reward=composite with an intervention source)
 
@@ -30,6 +32,9 @@ VIEWER_MODES = ("auto", "on", "off")
 class OperatorConfig:
     """`robot-rl demos` and `robot-rl label` on the twin (the number of demos is the top-level `episodes`)."""
 
+    # demos: false, the twin in this process; true, through the ROS graph (the twin's or a robot's
+    # topics) with the teleop node and the episode recorder
+    graph: bool = False
     viewer: str = "auto"  # a MuJoCo viewer window: auto (when a display exists) | on | off
     realtime: bool = True  # pace the twin at its control rate (false: as fast as it computes, for tests)
     positives: int = 200  # label: success frames to store (HIL-SERL's record_success_fail asks 200)
@@ -60,6 +65,10 @@ class HilConfig:
     @property
     def interventions_as_demos(self) -> bool:
         return self.mode in ("hil_serl", "both")
+
+    @property
+    def penalises_interventions(self) -> bool:
+        return self.mode in ("rlif", "both")
 
     def check_reward(self, reward_name: str, reward_sources: list[str]) -> None:
         """The reward the mode needs: RLIF's intervention penalty is a reward source (reward=intervention,

@@ -6,11 +6,12 @@ this terminal, or a SpaceMouse read over HID by hardware/spacemouse.py); the twi
 control rate in real time, and a MuJoCo viewer window shows the scene when a display exists.
 
   demos   every episode the operator drives is recorded as a bag (robot_rl/data/bags.py, the format
-          the ROS episode recorder writes), with the success key's mark: pressing it ends the
-          episode as a success (reward 1, terminated), the end-episode key ends it without one,
-          and the task's step limit truncates it. The twin's ground truth is never the label: on
-          a robot there is none. It is reported beside the operator's mark. The demos train with
-          `train.demo_bags=<folder>` (read_demo_bags keeps the successes).
+          the ROS episode recorder writes) exactly as the graph's actor records it: the reward and
+          the termination are the configured reward's (the twin's oracle ends the episode at its
+          ground-truth success), the success key labels the episode a success and ends it
+          (truncated, unless the reward ended it), the end key ends it without one, the task's step
+          limit truncates it. The demos train with `train.demo_bags=<folder>` (read_demo_bags
+          keeps the successes; a learned reward relabels them).
   label   the operator drives the scene into and out of success and holds the success key while
           it shows success: every control tick stores the frame of the classifier's cameras with
           that label (robot_rl/data/labels.py, a file per episode). Sessions go on until
@@ -158,7 +159,9 @@ class OperatedStep:
     success_mark: bool  # the success key was pressed in this tick
     success_held: bool  # ... or is held (label)
     end_mark: bool
-    true_success: bool  # the twin's ground truth for next_obs (reported, never the label)
+    true_success: bool  # the twin's ground truth for next_obs
+    reward: float  # the twin's (the config's oracle reward)
+    terminated: bool  # the twin's: its ground-truth success, where the task ends episodes on it
     truncated: bool  # the task's step limit or the twin (physics diverged)
     stamp_ns: int
 
@@ -210,7 +213,7 @@ def operate_episode(
         action = mapper.action(now)
         if action[6] != 0.0:  # the mapper's gripper toggle needs the robot's last command
             mapper.observe_gripper_command(float(action[6]))
-        next_obs, _, _, truncated, info = env.step(action)
+        next_obs, reward, terminated, truncated, info = env.step(action)
         if viewer is not None:
             viewer.sync()
         step = OperatedStep(
@@ -221,10 +224,12 @@ def operate_episode(
             success_held=device.success_held(now),
             end_mark=any(o.end_episode for o in outputs),
             true_success=bool(info["success"]),
+            reward=float(reward),
+            terminated=bool(terminated),
             truncated=bool(truncated),
             stamp_ns=now,
         )
-        if on_step(step) or step.end_mark or step.truncated:
+        if on_step(step) or step.end_mark or step.terminated or step.truncated:
             return
         obs = next_obs
 
@@ -234,7 +239,7 @@ def operate_episode(
 class DemoResult:
     path: Path
     steps: int
-    success: bool  # the operator's mark
+    success: bool  # the episode's success label: the operator's mark, or the twin's ground truth
     true_success: bool  # the twin's ground truth at any step
 
 
@@ -256,8 +261,9 @@ def record_demo(
     def store(step: OperatedStep) -> bool:
         nonlocal index, success, true_success
         true_success |= step.true_success
-        success = terminated = step.success_mark
-        truncated = not terminated and (step.end_mark or step.truncated)
+        success |= step.success_mark or step.true_success
+        terminated = step.terminated
+        truncated = not terminated and (step.success_mark or step.end_mark or step.truncated)
         recorder.record(
             StepMessage(
                 episode=episode,
@@ -267,11 +273,11 @@ def record_demo(
                 action=step.action,
                 policy_action=step.action,  # no policy: the operator's action is the only one
                 intervened=True,
-                reward=float(terminated),
+                reward=step.reward,
                 next_obs=step.next_obs,
                 terminated=terminated,
                 truncated=truncated,
-                success=terminated,
+                success=success,
             )
         )
         index += 1
@@ -344,8 +350,7 @@ def run_demo_session(config, run_dir: Path, device: OperatorInput, mapper: Teleo
     from robot_rl.rollout import make_env
 
     operator = config.hil.operator
-    # the operator's mark ends an episode, as on a robot: the twin's ground truth is only reported
-    env = make_env(config, learned_reward=True)
+    env = make_env(config)
     recorder = EpisodeRecorder(replace(config.ros.recorder, directory=str(run_dir / "demos")))
     clock = ControlClock(1.0 / config.sim.control_hz, operator.realtime)
     viewer = open_viewer(env, operator.viewer)
@@ -377,7 +382,7 @@ def run_demo_session(config, run_dir: Path, device: OperatorInput, mapper: Teleo
         "bags": str(run_dir / "demos"),
         "episodes": len(results),
         "successes": sum(r.success for r in results),
-        "twin_agrees": sum(r.success == r.true_success for r in results),
+        "true_successes": sum(r.true_success for r in results),
         "stopped": stopped,
         "per_episode": [
             {"bag": str(r.path), "steps": r.steps, "success": r.success, "true_success": r.true_success}

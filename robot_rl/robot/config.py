@@ -15,6 +15,7 @@ from robot_rl.robot.safety import SafetyConfig
 from robot_rl.sim.config import ConfigError, SimConfig, check_choice
 
 TWIN_MODES = ("lockstep", "realtime")
+ACTOR_POLICIES = ("agent", "hold")
 
 
 @dataclass
@@ -64,6 +65,13 @@ class RosConfig:
     realtime: RealtimeConfig = field(default_factory=RealtimeConfig)
     reset_service: str = "sim_twin/reset"  # std_srvs/Trigger the actor calls between episodes
     teleop: bool = False  # start a teleop node (device from the teleop group)
+    # What the actor does while the operator does not intervene: "agent", the policy; "hold", no
+    # motion (recording demos on the graph: `robot-rl demos hil.operator.graph=true`)
+    actor_policy: str = "agent"
+    # Lockstep on the wall clock: the actor acts at most at sim.control_hz of wall time, so the twin
+    # in lockstep runs in real time and an operator can drive it (robot-rl demos on the graph); the
+    # twin's real-time mode would spend a core on 1 kHz physics to the same end.
+    wall_clock_pace: bool = False
     record: bool = False  # start a recorder node: every episode as an MCAP bag
     # train.transport=ros: the learner's process runs the graph too; false when the graph runs
     # elsewhere (`robot-rl graph` on the robot's workstation) and only DDS connects them.
@@ -80,6 +88,7 @@ class RosConfig:
 
     def validate(self, key: str = "ros") -> None:
         check_choice(self.twin_mode, TWIN_MODES, f"{key}.twin_mode")
+        check_choice(self.actor_policy, ACTOR_POLICIES, f"{key}.actor_policy")
         self.realtime.validate(f"{key}.realtime")
         if not self.namespaces:
             raise ConfigError(f"{key}.namespaces: needs at least one ('' for the root namespace)")

@@ -307,13 +307,20 @@ class Trainer:
             # action executed, the human's while it intervenes (what the robot did).
             decision = human.step(obs, info, action) if human is not None else None
             intervened = decision is not None and decision.intervening
+            policy_action = action
             if intervened:
                 action = decision.action
             next_obs, reward, terminated, truncated, info = env.step(action)
             if self.reward_model is not None:
-                started = decision is not None and decision.started
-                reward, terminated = self._learned_reward(next_obs, action, intervention_start=started)
+                reward, terminated = self._learned_reward(next_obs, action)
             self.online.add(obs, action, reward, next_obs, terminated, truncated)
+            if decision is not None and decision.started and self.config.hil.penalises_interventions:
+                # RLIF: the penalty belongs to the policy's action that made the human step in, not
+                # to the human's correction (stored above, unpenalised). A transition of its own,
+                # terminal: the policy's trajectory ends where the human takes over.
+                penalty, _ = self._learned_reward(next_obs, policy_action, intervention_start=True)
+                self.online.add(obs, policy_action, penalty, next_obs, True, False)
+                episode_return += penalty - reward  # the return counts the penalty, not its task part twice
             if intervened and self.config.hil.interventions_as_demos:
                 self.demos.add(obs, action, reward, next_obs, terminated, truncated)
             if self.reward_updates is not None:
@@ -387,7 +394,7 @@ class Trainer:
     ) -> tuple[float, bool]:
         """The reward model's reward for the observation an action led to, and whether its success
         decision ends the episode (when the task ends episodes on success). `intervention_start`:
-        a human took over with this action (RLIF's penalty)."""
+        the human took over after the policy proposed this action (RLIF's penalty)."""
         inputs = RewardInput.from_observation(next_obs, self.reward_model.cameras, action, self.device)
         inputs.intervention_start[0] = intervention_start
         reward, terminated = self._score(self.reward_model, inputs)

@@ -53,10 +53,18 @@ def test_hil_serl_stores_the_humans_actions_online_and_as_demos(tmp_path, tiny):
 
 def test_rlif_rewards_minus_one_exactly_where_interventions_start(tmp_path, tiny):
     trainer = run(tmp_path, tiny, "hil=rlif")
-    _, rewards = stored(trainer.online)
+    actions, rewards = stored(trainer.online)
     assert trainer.human.interventions > 0
     assert set(np.unique(rewards)) <= {-1.0, 0.0}
-    assert int((rewards == -1.0).sum()) == trainer.human.interventions
+    penalised = np.flatnonzero(rewards == -1.0)
+    assert len(penalised) == trainer.human.interventions
+    # each penalty is a terminal transition of the policy's action, right after the human's
+    # unpenalised correction from the same state
+    rows = np.flatnonzero(trainer.online.has_next)
+    assert trainer.online.terminated[rows[penalised]].all()
+    assert (rewards[penalised - 1] == 0.0).all()
+    np.testing.assert_array_equal(trainer.online.state[rows[penalised]], trainer.online.state[rows[penalised - 1]])
+    assert not any(np.array_equal(actions[i], actions[i - 1]) for i in penalised)
     # RLIF: the interventions stay online data only
     demo_actions, _ = stored(trainer.demos)
     assert len(demo_actions) <= trainer.config.task.max_episode_steps
