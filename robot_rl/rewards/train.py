@@ -6,7 +6,8 @@
   perceptual   `episodes` successful scripted-expert demos (frames up to the success); or, with
                reward.demos=FOLDER, the successful demos recorded there (`robot-rl demos`);
   preference   segments of expert, noisy-expert and random episodes, labelled in rounds by the
-               simulated oracle labeller (ground-truth dense return), queries by ensemble
+               simulated oracle labeller (ground-truth dense return) or, with
+               reward.label_source=vlm, by a zero-shot CLIP model (reward.vlm); queries by ensemble
                disagreement.
 On a robot the data comes from the operator's demos and labels; the training functions are the
 same. The model file goes to the run directory, with a report (JSON); pass the file to training as
@@ -191,21 +192,24 @@ def expert_demo_frames(env: SimTwinEnv, seed: int) -> dict[str, np.ndarray]:
 
 def _train_preference(config: Config, run_dir: Path) -> tuple[Path, dict]:
     from robot_rl.rewards.preference.model import (
-        OracleLabeller,
         PreferenceReward,
         Segment,
         add_labels,
+        make_labeller,
         save_preference_reward,
         select_queries,
     )
 
     reward = config.reward
-    if reward.label_source != "oracle":
+    if reward.label_source == "human":
         raise ConfigError(
-            "reward.label_source: train-reward on the twin labels with the oracle; human and VLM "
-            "labels come from the human-in-the-loop workflow"
+            "reward.label_source=human: train-reward on the twin labels with the oracle or a VLM; a person's "
+            "labels come through a Labeller of your own (robot_rl/rewards/preference/model.py)"
         )
-    env = env_for_reward(config, reward.cameras, reward.image_size if reward.cameras else None)
+    cameras = list(reward.cameras)
+    if reward.label_source == "vlm" and reward.vlm.camera not in cameras:
+        cameras.append(reward.vlm.camera)  # rendered for the VLM labeller too
+    env = env_for_reward(config, cameras, reward.image_size if cameras else None)
     rng = np.random.default_rng(config.seed)
     try:
         episodes = [_preference_episode(env, config.seed + i, rng) for i in range(config.episodes)]
@@ -223,7 +227,7 @@ def _train_preference(config: Config, run_dir: Path) -> tuple[Path, dict]:
         for t in range(0, len(e["states"]) - length + 1, length)
     ]
     model = PreferenceReward(reward, state_dim=segments[0].states.shape[1]).to(config.train.device)
-    labeller = OracleLabeller.from_config(reward)
+    labeller = make_labeller(reward)
     history = []
     for n in LABEL_ROUNDS:
         candidates = [tuple(rng.choice(len(segments), 2, replace=False)) for _ in range(10 * n)]
@@ -234,7 +238,8 @@ def _train_preference(config: Config, run_dir: Path) -> tuple[Path, dict]:
         add_labels(model.dataset, [pairs[k] for k in chosen], labeller)
         history.append(model.update())
         log.info("preference: %s", history[-1])
-    report = {"label_rounds": history, "segments": len(segments), "labeller": "oracle (twin's dense reward)"}
+    labelled_by = "oracle (twin's dense reward)" if reward.label_source == "oracle" else f"VLM ({reward.vlm.model})"
+    report = {"label_rounds": history, "segments": len(segments), "labeller": labelled_by}
     # with the labels, so that online updates during training (reward.online_every) build on them
     path = save_preference_reward(model, run_dir / "preference.safetensors", report, with_dataset=True)
     return path, report

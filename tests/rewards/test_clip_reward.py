@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from open_clip.transform import PreprocessCfg, image_transform_v2
 from PIL import Image
+from tiny_clip import TINY, TINY_64, register_tiny_models, tiny_model_config
 
 from robot_rl.rewards.base import RewardInput
 from robot_rl.rewards.clip.config import CLIPRewardConfig
@@ -32,25 +33,10 @@ from robot_rl.rewards.clip.model import (
 )
 from robot_rl.sim.config import ConfigError
 
-TINY = "robot-rl-tiny-vit-32"  # image_size 32
-TINY_64 = "robot-rl-tiny-vit-64"  # same towers, image_size 64
-
-
-def tiny_model_config(image_size: int) -> dict:
-    return {
-        "embed_dim": 32,
-        "vision_cfg": {"image_size": image_size, "layers": 2, "width": 64, "head_width": 32, "patch_size": 8},
-        "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
-    }
-
 
 @pytest.fixture(scope="session", autouse=True)
 def tiny_models(tmp_path_factory):
-    """Registers the tiny architectures with open_clip (the file's stem is the model name)."""
-    folder = tmp_path_factory.mktemp("open_clip_configs")
-    for name, size in ((TINY, 32), (TINY_64, 64)):
-        (folder / f"{name}.json").write_text(json.dumps(tiny_model_config(size)))
-    open_clip.add_model_config(folder)
+    register_tiny_models(tmp_path_factory.mktemp("open_clip_configs"))
 
 
 def clip_config(**overrides) -> CLIPRewardConfig:

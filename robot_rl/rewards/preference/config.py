@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from robot_rl.agents.config import validate_image_encoder
+from robot_rl.rewards.clip.config import CLIPRewardConfig
 from robot_rl.rewards.config import RewardConfig, validate_cameras_and_size
 from robot_rl.sim.config import ConfigError, check_choice
 
@@ -42,6 +43,10 @@ class PreferenceRewardConfig(RewardConfig):
     oracle_ground_truth: str = "dense"  # what the oracle compares: sum of info["oracle_dense_reward"] or of success
     oracle_mistake_prob: float = 0.0  # the simulated teacher flips a label with this probability
     oracle_equal_margin: float = 0.0  # |R1 - R2| <= margin (in ground-truth return): labelled equal
+    # label_source "vlm": a zero-shot CLIP model labels the pairs (VLMLabeller in model.py): its
+    # weights, its task prompts and the camera it looks at; vlm_equal_margin in mean VLM-RM reward
+    vlm: CLIPRewardConfig = field(default_factory=CLIPRewardConfig)
+    vlm_equal_margin: float = 0.0
     checkpoint: str = ""  # a saved preference reward (.safetensors) to load
     seed: int = 0
     # online updates while the learner trains (robot_rl/train/reward_updates.py): every online_every
@@ -82,6 +87,9 @@ class PreferenceRewardConfig(RewardConfig):
             f"must be in [0, 0.5], got {self.oracle_mistake_prob}",
         )
         check(self.oracle_equal_margin >= 0, "oracle_equal_margin", f"must be >= 0, got {self.oracle_equal_margin}")
+        check(self.vlm_equal_margin >= 0, "vlm_equal_margin", f"must be >= 0, got {self.vlm_equal_margin}")
+        if self.label_source == "vlm":
+            self.vlm.validate(f"{key}.vlm")
         check(self.online_every >= 0, "online_every", f"must be >= 0 (0: no online updates), got {self.online_every}")
         check(self.online_labels >= 1, "online_labels", f"must be >= 1, got {self.online_labels}")
         check(self.online_episodes >= 1, "online_episodes", f"must be >= 1, got {self.online_episodes}")

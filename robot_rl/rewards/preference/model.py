@@ -35,6 +35,7 @@ from torch import nn
 from robot_rl.agents.networks import MIN_STATE_STD, CNNEncoder, PretrainedEncoder, mlp
 from robot_rl.data.tree import load_tree, save_tree
 from robot_rl.rewards.base import RewardInput, RewardModel, RewardOutput
+from robot_rl.rewards.clip.config import CLIPRewardConfig
 from robot_rl.rewards.preference.config import ORACLE_GROUND_TRUTHS, QUERY_SELECTIONS, PreferenceRewardConfig
 from robot_rl.sim.config import ConfigError, check_choice
 
@@ -141,15 +142,61 @@ class OracleLabeller:
         return label
 
 
+class VLMLabeller:
+    """A vision-language model as the labeller, with no API and no network: a zero-shot CLIP model
+    (robot_rl/rewards/clip: VLM-RM's reward against the task's goal and baseline prompts) scores
+    every frame of a segment from its camera, and the segment with the higher mean score is
+    preferred; means within `equal_margin` are labelled EQUAL. RL-VLM-F (Wang et al. 2024) asks a
+    chat VLM the same question about two images; a CLIP score answers it for a whole segment at
+    the cost of one image-encoder pass per frame. Its labels are as good as the VLM's reward:
+    measure that first with `robot-rl reward-eval reward=clip`."""
+
+    is_oracle = False
+
+    def __init__(self, vlm: RewardModel, equal_margin: float = 0.0):
+        if len(vlm.cameras) != 1:
+            raise ValueError(f"VLMLabeller: the VLM reward must read one camera, it reads {vlm.cameras}")
+        if equal_margin < 0:
+            raise ValueError(f"VLMLabeller: equal_margin must be >= 0, got {equal_margin}")
+        self.vlm, self.camera, self.equal_margin = vlm, vlm.cameras[0], equal_margin
+
+    @classmethod
+    def from_config(cls, config: PreferenceRewardConfig) -> VLMLabeller:
+        from robot_rl.rewards.clip.model import CLIPReward  # imports open_clip: only for this labeller
+
+        return cls(CLIPReward(config.vlm).eval(), config.vlm_equal_margin)
+
+    def segment_score(self, segment: Segment) -> float:
+        frames = segment.images.get(self.camera)
+        if frames is None:
+            raise ValueError(
+                f"VLMLabeller: the segment has no {self.camera!r} frames (it has {sorted(segment.images)})"
+            )
+        inputs = RewardInput(
+            state=torch.as_tensor(segment.states, dtype=torch.float32),
+            images={self.camera: torch.as_tensor(np.ascontiguousarray(frames))},
+        )
+        return float(self.vlm.score(inputs).reward.double().mean())
+
+    def __call__(self, first: Segment, second: Segment) -> float:
+        difference = self.segment_score(first) - self.segment_score(second)
+        if abs(difference) <= self.equal_margin:
+            return EQUAL
+        return PREFER_FIRST if difference > 0 else PREFER_SECOND
+
+
 def make_labeller(config: PreferenceRewardConfig) -> Labeller:
-    """The labeller of config.label_source. Only the oracle is built here: a human's labelling UI or
-    a VLM client is the caller's, passed in wherever a Labeller is taken."""
+    """The labeller of config.label_source: the twin's oracle or a VLM. A person's labelling UI is
+    the caller's, passed in wherever a Labeller is taken."""
     if config.label_source == "oracle":
         log.info("preference labels come from the ORACLE (the twin's ground truth, simulation only)")
         return OracleLabeller.from_config(config)
+    if config.label_source == "vlm":
+        log.info("preference labels come from a VLM: %s on camera %r", config.vlm.model, config.vlm.camera)
+        return VLMLabeller.from_config(config)
     raise ValueError(
         f"reward.label_source={config.label_source!r}: supply that labeller yourself (a callable "
-        "(first: Segment, second: Segment) -> 1.0 | 0.0 | 0.5 | None); only 'oracle' is built in"
+        "(first: Segment, second: Segment) -> 1.0 | 0.0 | 0.5 | None); 'oracle' and 'vlm' are built in"
     )
 
 
@@ -563,7 +610,10 @@ def load_preference_reward(
     if tree.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not a preference reward checkpoint (format {tree.get('format')!r})")
     known = {f.name for f in fields(PreferenceRewardConfig)}
-    saved = PreferenceRewardConfig(**{k: v for k, v in tree["config"].items() if k in known})
+    values = {k: v for k, v in tree["config"].items() if k in known}
+    if isinstance(values.get("vlm"), dict):  # the labeller's nested config, as asdict wrote it
+        values["vlm"] = CLIPRewardConfig(**values["vlm"])
+    saved = PreferenceRewardConfig(**values)
     if config is not None:
         differences = [
             f"{name}: checkpoint {getattr(saved, name)}, config {getattr(config, name)}"
