@@ -77,7 +77,7 @@ class Steps(RosActors):
         steps, deadline = [], time.monotonic() + TIMEOUT
         while len(steps) < count and time.monotonic() < deadline:
             with contextlib.suppress(queue.Empty):
-                steps.append(self.steps.get(timeout=0.5))
+                steps.append(self.steps.get(timeout=0.5)[1])  # (namespace, step)
         return steps
 
 
