@@ -5,9 +5,14 @@ The person watches the robot and knows what it should do: a scripted expert (rob
 that reads the twin's privileged state. Once per control step, before the env steps, the caller
 hands the policy's action to step(); the human either lets it run or takes over with their own.
 The model, and why each parameter is there:
-  deviation   a person notices a robot heading the wrong way, not a small error: the policy's action
-              is "wrong" when its L2 distance to the expert's over the action entries `dims` exceeds
-              deviation_threshold. One odd step is forgiven; patience_steps in a row are not.
+  deviation   a person notices a robot heading the wrong way, not a style of its own: the policy's
+              action is "wrong" when its translation points more than max_heading_error_deg away
+              from the expert's (while the expert moves: both at least min_motion of full scale), or
+              when it commands the gripper against the expert (close where the expert opens, or the
+              reverse; watch_gripper). Speed and rotation are the policy's business: an action
+              distance would flag a policy that succeeds its own way (one at 80% success was "off"
+              by more than 1.0 in L2 on 95% of its steps). One odd step is forgiven; patience_steps
+              in a row are not.
   stuck       a robot that makes no progress is as bad as a wrong one (a policy that learned to hold
               still is common early in training): the TCP less than stuck_distance from where it was
               stuck_steps steps ago (0: never). Neither trigger fires on a success: nobody steps in then.
@@ -31,7 +36,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -59,8 +64,9 @@ def _is_int(value: Any) -> bool:
 class SimulatedHumanConfig:
     """The simulated operator (see the module docstring for what each knob models)."""
 
-    deviation_threshold: float = 1.0  # L2 over `dims` of (policy action - expert action); .inf: never
-    dims: list[int] = field(default_factory=lambda: list(range(spec.ACTION_DIM)))  # spec action entries
+    max_heading_error_deg: float = 90.0  # translation this far off the expert's is the wrong way; inf: never
+    min_motion: float = 0.1  # |translation action| (of full scale 1) below which it has no heading
+    watch_gripper: bool = True  # a gripper command against the expert's is wrong too
     patience_steps: int = 2  # consecutive deviating steps before deciding to take over
     stuck_steps: int = 10  # 0: no stuck detection
     stuck_distance: float = 0.005  # m
@@ -73,16 +79,14 @@ class SimulatedHumanConfig:
 
     def validate(self, key: str = "hil.human") -> None:
         _check(
-            self.deviation_threshold > 0,
-            f"{key}.deviation_threshold",
-            f"must be > 0 (.inf: never), got {self.deviation_threshold}",
+            0 < self.max_heading_error_deg <= 180 or self.max_heading_error_deg == math.inf,
+            f"{key}.max_heading_error_deg",
+            f"must be in (0, 180] degrees (inf: never), got {self.max_heading_error_deg}",
         )
         _check(
-            len(self.dims) > 0
-            and len(set(self.dims)) == len(self.dims)
-            and all(_is_int(d) and 0 <= d < spec.ACTION_DIM for d in self.dims),
-            f"{key}.dims",
-            f"needs distinct action indices in 0..{spec.ACTION_DIM - 1} {spec.ACTION_LAYOUT}, got {list(self.dims)}",
+            math.isfinite(self.min_motion) and 0 < self.min_motion <= 1,
+            f"{key}.min_motion",
+            f"must be in (0, 1] (of full scale), got {self.min_motion}",
         )
         for name, low in (
             ("patience_steps", 1),
@@ -138,7 +142,7 @@ class SimulatedHuman:
         config.validate()
         self.config, self.expert = config, expert
         self._rng = np.random.default_rng(config.seed)
-        self._dims = np.asarray(config.dims)
+        self._max_cos = math.cos(math.radians(min(config.max_heading_error_deg, 180.0)))
         self.interventions = 0
         self.total_intervened_steps = 0
         self.reset()
@@ -198,8 +202,7 @@ class SimulatedHuman:
         if info["success"]:
             self._deviating = 0
             return
-        deviation = float(np.linalg.norm((policy_action - expert_action)[self._dims]))
-        self._deviating = self._deviating + 1 if deviation > c.deviation_threshold else 0
+        self._deviating = self._deviating + 1 if self._wrong_way(policy_action, expert_action) else 0
         stuck = (
             c.stuck_steps > 0
             and len(self._positions) > c.stuck_steps
@@ -208,6 +211,22 @@ class SimulatedHuman:
         if self._deviating >= c.patience_steps or stuck:
             reason = "deviation" if self._deviating >= c.patience_steps else "stuck"
             self._pending = (now + 1 + c.reaction_delay_steps, reason)
+
+    def _wrong_way(self, policy_action: np.ndarray, expert_action: np.ndarray) -> bool:
+        c = self.config
+        policy, expert = policy_action[:3].astype(np.float64), expert_action[:3].astype(np.float64)
+        moving = min(np.linalg.norm(policy), np.linalg.norm(expert)) >= c.min_motion
+        heading_off = (
+            c.max_heading_error_deg != math.inf
+            and moving
+            and policy @ expert < self._max_cos * np.linalg.norm(policy) * np.linalg.norm(expert)
+        )
+        band = spec.GRIPPER_DEADBAND  # beyond it a command closes (+) or opens (-)
+        gripper_against = c.watch_gripper and (
+            (expert_action[6] > band and policy_action[6] < -band)
+            or (expert_action[6] < -band and policy_action[6] > band)
+        )
+        return bool(heading_off or gripper_against)
 
     def _forget(self) -> None:
         self._deviating = 0

@@ -16,7 +16,7 @@ from robot_rl.sim.env import SimTwinEnv
 from robot_rl.sim.experts import make_expert
 
 EXPERT_ACTION = np.array([0.5, -0.5, 0.2, 0.0, 0.0, 0.0, -1.0], np.float32)
-DEVIATING = -EXPERT_ACTION  # L2 distance 2.48 from the expert's, over the default threshold 1.0
+DEVIATING = -EXPERT_ACTION  # heading 180 degrees off the expert's, gripper closing where it opens
 
 
 class FakeExpert:
@@ -82,6 +82,22 @@ def test_a_deviating_policy_is_taken_over_after_patience_and_delay_for_takeover_
     assert expert.calls == 3 * cycle  # asked every step, intervening or not
 
 
+@pytest.mark.parametrize(
+    ("policy", "wrong"),
+    [
+        ([1.0, -1.0, 0.4, 0.9, -0.9, 0.5, -1.0], False),  # the expert's heading at full speed, rotating: its own style
+        ([0.05, 0.0, 0.0, 0, 0, 0, -1.0], False),  # hardly moving: no heading (the stuck trigger's case)
+        ([0.5, 0.5, 0.2, 0, 0, 0, -1.0], False),  # 86 degrees off
+        ([0.0, 0.5, 0.0, 0, 0, 0, -1.0], True),  # 133 degrees off
+        ([0.5, -0.5, 0.2, 0, 0, 0, 0.0], False),  # gripper "stay" while the expert opens
+        ([0.5, -0.5, 0.2, 0, 0, 0, 0.9], True),  # gripper closing where the expert opens
+    ],
+)
+def test_a_policy_heading_the_wrong_way_or_against_the_gripper_is_taken_over(policy, wrong):
+    decisions = run(make_human(patience_steps=1, reaction_delay_steps=0), np.array(policy, np.float32), 3)
+    assert decisions[1].intervening == wrong
+
+
 def test_deviating_steps_must_be_consecutive():
     human = make_human(patience_steps=2)
     decisions = [
@@ -127,7 +143,9 @@ def make_env() -> Iterator[Callable[[str], SimTwinEnv]]:
 @pytest.mark.parametrize("task", ["reach", "pick_cube"])
 def test_a_still_policy_on_the_twin_is_taken_over_as_stuck(make_env, task):
     env = make_env(task)
-    config = SimulatedHumanConfig(deviation_threshold=math.inf, stuck_steps=5, reaction_delay_steps=1)
+    config = SimulatedHumanConfig(
+        max_heading_error_deg=math.inf, watch_gripper=False, stuck_steps=5, reaction_delay_steps=1
+    )
     human = SimulatedHuman(config, make_expert(env))
     obs, info = env.reset(seed=3)
     start = obs["state"]["tcp_pose"][:3].copy()
@@ -233,11 +251,11 @@ def test_episode_stats():
 @pytest.mark.parametrize(
     ("field", "value"),
     [
-        ("deviation_threshold", 0.0),
-        ("deviation_threshold", math.nan),
-        ("dims", []),
-        ("dims", [0, 7]),
-        ("dims", [1, 1]),
+        ("max_heading_error_deg", 0.0),
+        ("max_heading_error_deg", 181.0),
+        ("max_heading_error_deg", math.nan),
+        ("min_motion", 0.0),
+        ("min_motion", 1.5),
         ("patience_steps", 0),
         ("patience_steps", 1.5),
         ("stuck_steps", -1),
@@ -263,7 +281,7 @@ def test_config_errors_name_the_key(field, value):
 def test_the_default_config_is_valid_and_off():
     config = SimulatedHumanConfig()
     config.validate()
-    assert config.dims == list(range(7))
+    assert (config.max_heading_error_deg, config.watch_gripper) == (90.0, True)
 
 
 # end to end -----------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from robot_rl.train.learner import Trainer
 
 # a policy that acts at random for the whole run deviates from the expert: the human steps in often
 HUMAN = [
-    "hil.human.deviation_threshold=0.5",
+    "hil.human.max_heading_error_deg=60",
     "hil.human.noise_std=0.0",
     "hil.human.takeover_steps=5",
     "hil.human.budget_steps_per_episode=20",
