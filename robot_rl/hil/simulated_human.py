@@ -12,7 +12,9 @@ The model, and why each parameter is there:
               reverse; watch_gripper). Speed and rotation are the policy's business: an action
               distance would flag a policy that succeeds its own way (one at 80% success was "off"
               by more than 1.0 in L2 on 95% of its steps). One odd step is forgiven; patience_steps
-              in a row are not.
+              in a row are not, unless the task progressed meanwhile: the expert is a plan, and a
+              policy that goes its own way and gets there (the twin's dense progress,
+              info["oracle_dense_reward"], up by min_progress over those steps) is left alone.
   stuck       a robot that makes no progress is as bad as a wrong one (a policy that learned to hold
               still is common early in training): the TCP less than stuck_distance from where it was
               stuck_steps steps ago (0: never). Neither trigger fires on a success: nobody steps in then.
@@ -67,6 +69,7 @@ class SimulatedHumanConfig:
     max_heading_error_deg: float = 90.0  # translation this far off the expert's is the wrong way; inf: never
     min_motion: float = 0.1  # |translation action| (of full scale 1) below which it has no heading
     watch_gripper: bool = True  # a gripper command against the expert's is wrong too
+    min_progress: float = 0.01  # dense progress over a deviating streak that excuses it (inf: none does)
     patience_steps: int = 2  # consecutive deviating steps before deciding to take over
     stuck_steps: int = 10  # 0: no stuck detection
     stuck_distance: float = 0.005  # m
@@ -98,6 +101,11 @@ class SimulatedHumanConfig:
         ):
             value = getattr(self, name)
             _check(_is_int(value) and value >= low, f"{key}.{name}", f"must be an integer >= {low}, got {value!r}")
+        _check(
+            self.min_progress > 0,
+            f"{key}.min_progress",
+            f"must be > 0 (inf: no progress excuses a deviation), got {self.min_progress}",
+        )
         for name in ("stuck_distance", "noise_std"):
             value = getattr(self, name)
             _check(math.isfinite(value) and value >= 0, f"{key}.{name}", f"must be >= 0, got {value}")
@@ -202,7 +210,15 @@ class SimulatedHuman:
         if info["success"]:
             self._deviating = 0
             return
-        self._deviating = self._deviating + 1 if self._wrong_way(policy_action, expert_action) else 0
+        progress = info.get("oracle_dense_reward")
+        if not self._wrong_way(policy_action, expert_action):
+            self._deviating = 0
+        else:
+            if self._deviating == 0:
+                self._streak_progress = progress
+            self._deviating += 1
+            if progress is not None and progress - self._streak_progress >= c.min_progress:
+                self._deviating = 0  # its own way, but getting there
         stuck = (
             c.stuck_steps > 0
             and len(self._positions) > c.stuck_steps
@@ -230,6 +246,7 @@ class SimulatedHuman:
 
     def _forget(self) -> None:
         self._deviating = 0
+        self._streak_progress: float | None = None  # the task's progress when the deviating streak began
         self._positions: deque[np.ndarray] = deque(maxlen=self.config.stuck_steps + 1)
 
     def _budget_left(self) -> int:

@@ -98,6 +98,24 @@ def test_a_policy_heading_the_wrong_way_or_against_the_gripper_is_taken_over(pol
     assert decisions[1].intervening == wrong
 
 
+def steps_with_progress(human: SimulatedHuman, progress: list[float]) -> list[HumanDecision]:
+    """The deviating policy's steps, the twin's dense progress as given."""
+    return [
+        human.step(fake_obs(i, True), {"success": False, "oracle_dense_reward": p}, DEVIATING)
+        for i, p in enumerate(progress)
+    ]
+
+
+def test_a_deviating_policy_that_makes_progress_is_left_alone():
+    human = make_human(patience_steps=2, reaction_delay_steps=0)
+    assert not any(intervening(steps_with_progress(human, [0.02 * i for i in range(20)])))
+    # the same policy once the progress stalls: taken over after patience_steps
+    assert intervening(steps_with_progress(human, [0.4] * 4)) == [False, False, True, True]
+    # below min_progress a step's progress does not excuse it
+    slow = make_human(patience_steps=2, reaction_delay_steps=0, min_progress=0.05)
+    assert intervening(steps_with_progress(slow, [0.0, 0.02, 0.04])) == [False, False, True]
+
+
 def test_deviating_steps_must_be_consecutive():
     human = make_human(patience_steps=2)
     decisions = [
@@ -255,6 +273,8 @@ def test_episode_stats():
         ("max_heading_error_deg", 181.0),
         ("max_heading_error_deg", math.nan),
         ("min_motion", 0.0),
+        ("min_progress", 0.0),
+        ("min_progress", math.nan),
         ("min_motion", 1.5),
         ("patience_steps", 0),
         ("patience_steps", 1.5),
