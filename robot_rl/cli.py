@@ -144,7 +144,7 @@ def cmd_reward_eval(config: Config, run_dir: Path, overrides: list[str]) -> int:
     return 0 if summary else 1
 
 
-def _operator_input(config: Config, needs_success_button: bool):
+def _operator_input(config: Config):
     """The operator's device at the twin: this terminal's keyboard, or a SpaceMouse over HID."""
     from robot_rl.hil.operator import JoyDeviceInput, KeyboardInput
 
@@ -152,14 +152,12 @@ def _operator_input(config: Config, needs_success_button: bool):
     if teleop.device == "keyboard":
         if not sys.stdin.isatty():
             raise ConfigError("teleop=keyboard reads this terminal's keys, but stdin is not a terminal")
-        return KeyboardInput(teleop.key_motion_s)
+        return KeyboardInput()
     if teleop.device == "twist":
         raise ConfigError(
             "teleop.device=twist comes from a ROS node (spacenav, teleop_twist_joy): on the twin use "
             "teleop=keyboard, or teleop=spacemouse for a SpaceMouse read over HID"
         )
-    if needs_success_button and teleop.success_button < 0:
-        raise ConfigError("teleop.success_button: labelling needs a button held for success (or teleop=keyboard)")
     from hardware.spacemouse import SpaceMouseError, SpaceMouseReader, hid_opener
 
     try:
@@ -167,19 +165,19 @@ def _operator_input(config: Config, needs_success_button: bool):
     except SpaceMouseError as error:
         raise ConfigError(f"teleop=spacemouse on the twin reads the device over HID: {error}") from error
     reader = SpaceMouseReader(opener, on_status=lambda event, message: log.info("SpaceMouse %s: %s", event, message))
-    return JoyDeviceInput(reader, teleop.success_button)
+    return JoyDeviceInput(reader)
 
 
 def cmd_demos(config: Config, run_dir: Path, overrides: list[str]) -> int:
     if config.hil.operator.graph:
-        from ros_nodes.graph import record_demos_on_graph  # rclpy only for this variant
+        from ros_nodes.graph import demos_on_graph, operator_session  # rclpy only for this variant
 
-        summary = record_demos_on_graph(config, run_dir, overrides)
+        summary = operator_session(demos_on_graph, config, run_dir, overrides)
     else:
         from robot_rl.hil.operator import run_demo_session
         from robot_rl.robot.teleop import TeleopMapper
 
-        with _operator_input(config, needs_success_button=False) as device:
+        with _operator_input(config) as device:
             summary = run_demo_session(config, run_dir, device, TeleopMapper(config.teleop))
     log.info(
         "%d of %d episodes are successes; bags in %s: train with train.demo_bags=%s",
@@ -192,11 +190,18 @@ def cmd_demos(config: Config, run_dir: Path, overrides: list[str]) -> int:
 
 
 def cmd_label(config: Config, run_dir: Path, overrides: list[str]) -> int:
-    from robot_rl.hil.operator import run_label_session
-    from robot_rl.robot.teleop import TeleopMapper
+    if config.teleop.device == "joy" and config.teleop.success_button < 0:
+        raise ConfigError("teleop.success_button: labelling needs a button held for success (or teleop=keyboard)")
+    if config.hil.operator.graph:
+        from ros_nodes.graph import labels_on_graph, operator_session  # rclpy only for this variant
 
-    with _operator_input(config, needs_success_button=True) as device:
-        summary = run_label_session(config, run_dir, device, TeleopMapper(config.teleop))
+        summary = operator_session(labels_on_graph, config, run_dir, overrides)
+    else:
+        from robot_rl.hil.operator import run_label_session
+        from robot_rl.robot.teleop import TeleopMapper
+
+        with _operator_input(config) as device:
+            summary = run_label_session(config, run_dir, device, TeleopMapper(config.teleop))
     log.info(
         "%d success and %d failure frames from %d episodes (%d frames labelled both ways); train with "
         "`robot-rl train-reward reward=classifier reward.labels=%s`",

@@ -8,7 +8,8 @@ Topics (relative names: one namespace per robot)
                           RELIABLE + TRANSIENT_LOCAL depth 1, as the aggregator publishes it
     teleop/action         std_msgs/Float32MultiArray: the operator's spec action
     teleop/intervening    std_msgs/Bool: while true the operator's latest action is executed
-    teleop/success        std_msgs/Empty: the episode succeeded (its label), and ends
+    teleop/success        std_msgs/Empty: the episode succeeded (its label), and ends (unless the
+                          success_marks parameter is false: labelling frames on the graph)
     teleop/end_episode    std_msgs/Empty: the episode ends (truncated)
     policy/weights        std_msgs/UInt8MultiArray, a WeightsMessage, RELIABLE + TRANSIENT_LOCAL
                           depth 1: an actor that starts late still gets the latest weights
@@ -75,7 +76,7 @@ from std_srvs.srv import Trigger
 from robot_rl import spec
 from robot_rl.agents import make_agent
 from robot_rl.config import Config
-from robot_rl.robot.actor import EpisodeActor, oracle_reward
+from robot_rl.robot.actor import EpisodeActor, operator_reward, oracle_reward
 from robot_rl.robot.config import ACTOR_POLICIES
 from robot_rl.robot.messages import ObservationMessage, RewardReplyMessage, RewardRequestMessage, WeightsMessage
 from robot_rl.spec import ACTION_DIM, flatten_state
@@ -113,7 +114,8 @@ class ActorNode(Node):
             self._pace_timer = self.create_timer(1.0 / pace_hz, self._on_pace_tick, clock=steady)
         self._learner_stamp: int | None = None  # stamp of our step the learner took last
         self._waiting_for_learner: ObservationMessage | None = None
-        self.served_reward = not self.config.reward.is_oracle  # a learned reward, from the reward server
+        # a learned reward comes from the reward server; an operator recording (hold) needs none
+        self.served_reward = not self.config.reward.is_oracle and not self.hold
         self.agent = None  # built at the first observation, when the state's size is known
         # One thread for torch: acting is a handful of small matrix products, and torch's default
         # pool of spinning intra-op threads starved the graph's other nodes (2.2 -> 20 steps/s on
@@ -122,7 +124,7 @@ class ActorNode(Node):
         self._pending_weights: WeightsMessage | None = None
         self.actor = EpisodeActor(
             policy=self._act,
-            reward_fn=self._take_served_reward if self.served_reward else oracle_reward,
+            reward_fn=self._reward_fn(),
             max_episode_steps=self.config.task.max_episode_steps,
             terminate_on_success=self.config.task.terminate_on_success,
             random_steps=0 if self.hold else self.config.train.learning_starts,
@@ -157,7 +159,8 @@ class ActorNode(Node):
         self.create_subscription(UInt8MultiArray, "observation", self._on_observation, LATCHED)
         self.create_subscription(Float32MultiArray, "teleop/action", self._on_teleop_action, COMMAND_QOS)
         self.create_subscription(Bool, "teleop/intervening", self._on_intervening, LATCHED)
-        self.create_subscription(Empty, "teleop/success", lambda _: self.actor.mark_success(), COMMAND_QOS)
+        if declare(self, "success_marks", True, "the operator's success mark ends the episode as a success"):
+            self.create_subscription(Empty, "teleop/success", lambda _: self.actor.mark_success(), COMMAND_QOS)
         self.create_subscription(Empty, "teleop/end_episode", lambda _: self.actor.request_end(), COMMAND_QOS)
         self.create_subscription(String, "safety/status", self._on_safety_status, LATCHED)
         self.create_subscription(Header, "learner/consumed", self._on_learner_consumed, LATCHED)
@@ -172,6 +175,11 @@ class ActorNode(Node):
         self._start_timer = self.create_timer(
             0.1, self._request_first_reset, clock=Clock(clock_type=ClockType.STEADY_TIME)
         )
+
+    def _reward_fn(self):
+        if self.hold:
+            return operator_reward
+        return self._take_served_reward if self.served_reward else oracle_reward
 
     # policy and weights ---------------------------------------------------------------------
     def _act(self, obs: dict) -> np.ndarray:

@@ -1,8 +1,9 @@
 """The ROS graph in one process: every node of robot_rl/robot/graph.py's description, each on
 its own executor thread. `robot-rl graph` runs it until Ctrl-C; `robot-rl train train.transport=ros`
 runs that as a child process beside the learner (RosActors), which trains on the steps its actors
-publish; `robot-rl demos hil.operator.graph=true` runs it with the teleop node, the recorder and an
-actor that holds still unless the operator drives, until enough demos are recorded.
+publish; `robot-rl demos|label hil.operator.graph=true` runs it with the teleop node and an actor
+that holds still unless the operator drives, until enough demos (the recorder's bags) or labelled
+frames are in.
 
 ros2 launch (launch/*.launch.py) starts the same description as one process per node.
 """
@@ -26,7 +27,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.signals import SignalHandlerOptions
 
-from robot_rl.config import Config, load_config
+from robot_rl.config import Config, ConfigError, load_config
 from robot_rl.robot.graph import NodeSpec, graph_nodes
 
 log = logging.getLogger(__name__)
@@ -145,35 +146,41 @@ def train_over_ros(config: Config, run_dir: Path, overrides: list[str]) -> dict:
         rclpy.try_shutdown()
 
 
-def record_demos_on_graph(config: Config, run_dir: Path, overrides: list[str]) -> dict:
-    """`robot-rl demos hil.operator.graph=true`: demos_on_graph until done or Ctrl-C (as run_graph)."""
+def operator_session(session, config: Config, run_dir: Path, overrides: list[str]) -> dict:
+    """`robot-rl demos|label hil.operator.graph=true`: rclpy around demos_on_graph or labels_on_graph,
+    which end when done or at Ctrl-C (handled as run_graph does)."""
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.default_int_handler)
     try:
-        return demos_on_graph(config, run_dir, overrides)
+        return session(config, run_dir, overrides)
     finally:
         rclpy.try_shutdown()
 
 
-def demos_on_graph(config: Config, run_dir: Path, overrides: list[str], poll_s: float = 0.2) -> dict:
-    """Teleoperated demos through the graph (the twin's or a robot's topics): the teleop node, the
-    recorder writing every episode to run_dir/demos, and the actor holding still while the operator
+def operator_graph_overrides(overrides: list[str]) -> list[str]:
+    """The graph an operator drives: the teleop node, an actor that holds still while the operator
     does not intervene (ros.actor_policy=hold), at the control rate of the wall clock (a twin in
-    lockstep at the operator's pace: ros.wall_clock_pace). Runs until `config.episodes` recorded episodes end
-    in success (the success key, or on the twin its ground truth) or Ctrl-C; the summary goes to
-    run_dir/demos.json and is returned. rclpy must be initialised."""
+    lockstep at the operator's pace: ros.wall_clock_pace)."""
+    # no reward server: steps recorded for an operator carry no learned reward (actor.operator_reward)
+    return [
+        *overrides,
+        "ros.teleop=true",
+        "ros.actor_policy=hold",
+        "ros.wall_clock_pace=true",
+        "ros.reward_server.in_graph=false",
+    ]
+
+
+def demos_on_graph(config: Config, run_dir: Path, overrides: list[str], poll_s: float = 0.2) -> dict:
+    """Teleoperated demos through the graph (the twin's or a robot's topics), the recorder writing
+    every episode to run_dir/demos, until `config.episodes` recorded episodes end in success (the
+    success key, or on the twin its ground truth) or Ctrl-C; the summary goes to run_dir/demos.json
+    and is returned. rclpy must be initialised."""
     from robot_rl.data.bags import read_episode_bag
 
     demos = run_dir / "demos"
-    graph_overrides = [
-        *overrides,
-        "ros.teleop=true",
-        "ros.record=true",
-        f"ros.recorder.directory={demos}",
-        "ros.actor_policy=hold",
-        "ros.wall_clock_pace=true",  # a twin in lockstep at the operator's pace
-    ]
+    graph_overrides = [*operator_graph_overrides(overrides), "ros.record=true", f"ros.recorder.directory={demos}"]
     episodes: list[dict] = []
     stopped = ""
     with running_graph(load_config(graph_overrides), graph_overrides) as nodes:
@@ -200,3 +207,34 @@ def demos_on_graph(config: Config, run_dir: Path, overrides: list[str], poll_s: 
     }
     (run_dir / "demos.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def labels_on_graph(config: Config, run_dir: Path, overrides: list[str], poll_s: float = 0.2) -> dict:
+    """Success labels through the graph: the actor's steps' frames of the classifier's cameras,
+    labelled by the operator's held success key (ros_nodes/label_collector_node.py), until the
+    quotas of hil.operator are met or Ctrl-C; files in run_dir/labels, the summary in
+    run_dir/labels.json (returned). rclpy must be initialised."""
+    from robot_rl.hil.operator import LabelQuota, label_cameras, write_label_summary
+    from ros_nodes.label_collector_node import LabelCollectorNode
+
+    cameras, _ = label_cameras(config)  # frames at the aggregator's size: train-reward fits them
+    missing = [cam for cam in cameras if cam not in config.sim.cameras]
+    if missing:
+        raise ConfigError(f"sim.cameras: the graph's observations lack {missing}, which labelling stores")
+    quota = LabelQuota(config.hil.operator.positives, config.hil.operator.negatives_per_positive)
+    collector = LabelCollectorNode(cameras, run_dir / "labels", config.task.name, quota, list(config.ros.namespaces))
+    # holding the success key labels frames: it must not end the episode, as a demo's mark does
+    graph_overrides = [*operator_graph_overrides(overrides), "ros.success_marks_end_episodes=false"]
+    stopped = ""
+    try:
+        with running_graph(load_config(graph_overrides), graph_overrides, extra_nodes=(collector,)):
+            log.info("drive with the teleop device; hold the success key while the scene shows success")
+            try:
+                while not collector.done.wait(poll_s):
+                    pass
+            except KeyboardInterrupt:
+                stopped = "stopped by the operator (Ctrl-C)"
+        collector.save_open_episodes()
+    finally:
+        collector.destroy_node()
+    return write_label_summary(config, run_dir, cameras, collector.episodes_saved, quota, stopped)

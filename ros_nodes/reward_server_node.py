@@ -39,6 +39,7 @@ STATS_PERIOD_S = 10.0
 class RewardServerNode(Node):
     def __init__(self, config: Config | None = None, **kwargs):
         super().__init__("reward_server", **kwargs)
+        self.server: RewardServer | None = None  # rclpy destroys a node whose set-up failed too
         self.config = config if config is not None else composed_config(self)
         settings = self.config.ros.reward_server
         model = make_reward_model(self.config.reward, settings.device)
@@ -108,7 +109,8 @@ class RewardServerNode(Node):
             )
 
     def destroy_node(self) -> None:
-        self.server.close()
+        if self.server is not None:
+            self.server.close()
         super().destroy_node()
 
 

@@ -22,6 +22,8 @@ Topics (relative names: one namespace per robot; remap the device's topic into i
                          its action goes out before the flag, so the actor has it when it switches.
     teleop/success       std_msgs/Empty, RELIABLE depth 10, once per press
     teleop/end_episode   std_msgs/Empty, likewise
+    teleop/success_held  std_msgs/Bool, RELIABLE depth 10, at config.rate_hz: the success button is
+                         held (a key: pressed within key_motion_s), what labelling stores per frame
 
 A timer at config.rate_hz on the node's clock (wall time, or sim time with use_sim_time) lets the
 mapper's timeouts pass: a device silent for config.device_timeout_s while intervening ends the
@@ -68,6 +70,7 @@ class TeleopNode(Node):
         self.intervening_publisher = self.create_publisher(Bool, "teleop/intervening", LATCHED)
         self.success_publisher = self.create_publisher(Empty, "teleop/success", COMMAND_QOS)
         self.end_episode_publisher = self.create_publisher(Empty, "teleop/end_episode", COMMAND_QOS)
+        self.success_held_publisher = self.create_publisher(Bool, "teleop/success_held", COMMAND_QOS)
         self.create_subscription(Float64, "command/gripper", self._on_gripper_command, COMMAND_QOS)
         if config.device == "joy":
             self.create_subscription(Joy, config.joy_topic, self._on_joy, COMMAND_QOS)
@@ -119,7 +122,9 @@ class TeleopNode(Node):
 
     def _on_tick(self) -> None:
         with self._lock:
-            self._publish(self.mapper.tick(self._now()), from_input=False)
+            output = self.mapper.tick(self._now())
+            self._publish(output, from_input=False)
+            self.success_held_publisher.publish(Bool(data=output.success_held))
 
     def _drop(self, topic: str, error: ValueError) -> None:
         self.bad_messages[topic] += 1

@@ -30,10 +30,10 @@ VIEWER_MODES = ("auto", "on", "off")
 
 @dataclass
 class OperatorConfig:
-    """`robot-rl demos` and `robot-rl label` on the twin (the number of demos is the top-level `episodes`)."""
+    """`robot-rl demos` and `robot-rl label` (the number of demos is the top-level `episodes`)."""
 
-    # demos: false, the twin in this process; true, through the ROS graph (the twin's or a robot's
-    # topics) with the teleop node and the episode recorder
+    # demos / label: false, the twin in this process; true, through the ROS graph (the twin's or a
+    # robot's topics) with the teleop node (and, for demos, the episode recorder)
     graph: bool = False
     viewer: str = "auto"  # a MuJoCo viewer window: auto (when a display exists) | on | off
     realtime: bool = True  # pace the twin at its control rate (false: as fast as it computes, for tests)

@@ -21,7 +21,8 @@ control rate in real time, and a MuJoCo viewer window shows the scene when a dis
           reward.labels=<folder>`.
 
 Held keys: a terminal reports no key releases, only its auto-repeat while a key is held, so the
-success key counts as held for teleop.key_motion_s after its last press (as motion keys move).
+success key counts as held for teleop.key_motion_s after its last press, as motion keys move
+(TeleopOutput.success_held).
 
 Bad input: NaN/inf or beyond-full-scale device values are zeroed or clipped by the mapper and
 logged here, once per episode and field.
@@ -56,18 +57,13 @@ class OperatorInput(Protocol):
     def feed(self, mapper: TeleopMapper, now: int) -> list[TeleopOutput]:
         """Pass what the device said since the last call to the mapper; its outputs."""
 
-    def success_held(self, now: int) -> bool:
-        """Whether the operator holds the success key/button now."""
-
 
 class KeyboardInput:
     """This terminal's keys (KeyboardReader's thread queues them; feed hands them to the mapper)."""
 
-    def __init__(self, success_hold_s: float, fd: int | None = None):
+    def __init__(self, fd: int | None = None):
         self._keys: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._reader = KeyboardReader(self._keys.put, fd)
-        self._hold_ns = round(success_hold_s * NS)
-        self._success_at = -(2**62)
 
     def __enter__(self) -> KeyboardInput:
         self._reader.start()
@@ -80,20 +76,15 @@ class KeyboardInput:
         outputs = []
         while not self._keys.empty():
             outputs.append(mapper.on_key(self._keys.get(), now))
-            if outputs[-1].success:
-                self._success_at = now
         return outputs
-
-    def success_held(self, now: int) -> bool:
-        return now - self._success_at < self._hold_ns
 
 
 class JoyDeviceInput:
     """A device that keeps a Joy-like state current (hardware/spacemouse.py's SpaceMouseReader:
     `state.axes`, `state.buttons`), read once per control tick."""
 
-    def __init__(self, reader, success_button: int):
-        self._reader, self._success_button = reader, success_button
+    def __init__(self, reader):
+        self._reader = reader
 
     def __enter__(self) -> JoyDeviceInput:
         self._reader.start()
@@ -105,10 +96,6 @@ class JoyDeviceInput:
     def feed(self, mapper: TeleopMapper, now: int) -> list[TeleopOutput]:
         state = self._reader.state
         return [mapper.on_joy(state.axes, state.buttons, now)]
-
-    def success_held(self, now: int) -> bool:
-        buttons = self._reader.state.buttons
-        return 0 <= self._success_button < len(buttons) and bool(buttons[self._success_button])
 
 
 # pacing and viewing ----------------------------------------------------------------------------------
@@ -221,7 +208,7 @@ def operate_episode(
             action,
             next_obs,
             success_mark=any(o.success for o in outputs),
-            success_held=device.success_held(now),
+            success_held=outputs[-1].success_held,  # the tick's: after every input of the period
             end_mark=any(o.end_episode for o in outputs),
             true_success=bool(info["success"]),
             reward=float(reward),
@@ -293,11 +280,43 @@ class LabelEpisode:
     images: dict[str, list[np.ndarray]] = field(default_factory=dict)
     states: list[np.ndarray] = field(default_factory=list)
     labels: list[bool] = field(default_factory=list)
-    true_labels: list[bool] = field(default_factory=list)
+    true_labels: list[bool] = field(default_factory=list)  # the twin's ground truth; empty where unknown
 
     @property
     def positives(self) -> int:
         return sum(self.labels)
+
+    def add(self, obs: dict, label: bool, true_label: bool | None = None) -> None:
+        missing = [cam for cam in self.images if cam not in obs.get("images", {})]
+        if missing:
+            raise ValueError(f"labelling stores cameras {missing}, the observation has {sorted(obs.get('images', {}))}")
+        for cam, frames in self.images.items():
+            frames.append(obs["images"][cam])
+        self.states.append(flatten_state(obs["state"]))
+        self.labels.append(bool(label))
+        if true_label is not None:
+            self.true_labels.append(bool(true_label))
+
+
+@dataclass
+class LabelQuota:
+    """`robot-rl label` stores frames until `positives` successes and negatives_per_positive times as
+    many failures are in."""
+
+    positives: int
+    negatives_per_positive: float
+    stored_positives: int = 0
+    stored_negatives: int = 0
+
+    def met(self, episode: LabelEpisode | None = None) -> bool:
+        """Whether the stored frames, and those of an episode being recorded, meet it."""
+        pos = self.stored_positives + (episode.positives if episode else 0)
+        neg = self.stored_negatives + (len(episode.labels) - episode.positives if episode else 0)
+        return pos >= self.positives and neg >= self.negatives_per_positive * pos
+
+    def store(self, episode: LabelEpisode) -> None:
+        self.stored_positives += episode.positives
+        self.stored_negatives += len(episode.labels) - episode.positives
 
 
 def record_label_episode(
@@ -316,11 +335,7 @@ def record_label_episode(
     episode = LabelEpisode({cam: [] for cam in cameras})
 
     def store(step: OperatedStep) -> bool:
-        for cam in cameras:
-            episode.images[cam].append(step.next_obs["images"][cam])
-        episode.states.append(flatten_state(step.next_obs["state"]))
-        episode.labels.append(step.success_held)
-        episode.true_labels.append(step.true_success)
+        episode.add(step.next_obs, step.success_held, step.true_success)
         return enough(episode)
 
     operate_episode(env, mapper, device, clock, seed, store, bad_input or BadInputLog(), viewer)
@@ -337,7 +352,7 @@ def save_labels(folder: Path, index: int, episode: LabelEpisode, task: str) -> P
         {cam: np.stack(frames) for cam, frames in episode.images.items()},
         np.stack(episode.states),
         np.array(episode.labels),
-        np.array(episode.true_labels),
+        np.array(episode.true_labels) if episode.true_labels else None,
         task,
     )
 
@@ -408,7 +423,6 @@ def run_label_session(config, run_dir: Path, device: OperatorInput, mapper: Tele
     """Label frames on the twin until the quotas of hil.operator are met; files in run_dir/labels, a
     summary (counts, conflicting labels, agreement with the twin's ground truth) in
     run_dir/labels.json, also returned. Ctrl-C stops, keeping every episode stored so far."""
-    from robot_rl.data.labels import conflicting_labels, load_labelled_frames
     from robot_rl.rewards.train import env_for_reward
 
     operator = config.hil.operator
@@ -417,29 +431,22 @@ def run_label_session(config, run_dir: Path, device: OperatorInput, mapper: Tele
     clock = ControlClock(1.0 / config.sim.control_hz, operator.realtime)
     viewer = open_viewer(env, operator.viewer)
     folder = run_dir / "labels"
-    positives = negatives = episodes = 0
-    stopped = ""
-
-    def enough(episode: LabelEpisode) -> bool:
-        pos = positives + episode.positives
-        neg = negatives + len(episode.labels) - episode.positives
-        return pos >= operator.positives and neg >= operator.negatives_per_positive * pos
-
+    quota = LabelQuota(operator.positives, operator.negatives_per_positive)
+    episodes, stopped = 0, ""
     try:
-        while not (positives >= operator.positives and negatives >= operator.negatives_per_positive * positives):
+        while not quota.met():
             log.info(
                 "label episode %d: hold the success key while the scene shows success (%d/%d successes, %d failures)",
                 episodes,
-                positives,
-                operator.positives,
-                negatives,
+                quota.stored_positives,
+                quota.positives,
+                quota.stored_negatives,
             )
             episode = record_label_episode(
-                env, cameras, mapper, device, clock, config.seed + episodes, viewer, enough=enough
+                env, cameras, mapper, device, clock, config.seed + episodes, viewer, enough=quota.met
             )
             save_labels(folder, episodes, episode, config.task.name)
-            positives += episode.positives
-            negatives += len(episode.labels) - episode.positives
+            quota.store(episode)
             episodes += 1
     except KeyboardInterrupt:
         stopped = "stopped by the operator (Ctrl-C)"
@@ -447,8 +454,19 @@ def run_label_session(config, run_dir: Path, device: OperatorInput, mapper: Tele
         if viewer is not None:
             viewer.close()
         env.close()
+    return write_label_summary(config, run_dir, cameras, episodes, quota, stopped)
+
+
+def write_label_summary(
+    config, run_dir: Path, cameras: list[str], episodes: int, quota: LabelQuota, stopped: str
+) -> dict:
+    """run_dir/labels.json (returned too): the counts, the frames labelled both ways, and where the
+    twin's ground truth was recorded, how often the operator agreed with it."""
+    from robot_rl.data.labels import conflicting_labels, load_labelled_frames
+
+    folder = run_dir / "labels"
     summary = {"task": config.task.name, "labels": str(folder), "cameras": cameras, "episodes": episodes}
-    summary |= {"positives": positives, "negatives": negatives, "stopped": stopped}
+    summary |= {"positives": quota.stored_positives, "negatives": quota.stored_negatives, "stopped": stopped}
     if episodes:
         frames, truth = load_labelled_frames(folder)
         conflicts = conflicting_labels(frames)
@@ -462,6 +480,7 @@ def run_label_session(config, run_dir: Path, device: OperatorInput, mapper: Tele
                 "while the key was pressed or released); train-reward leaves them out",
                 summary["conflicting_frames"],
             )
-        summary["agreement_with_twin"] = float((frames.labels == truth).mean())
+        if truth is not None:
+            summary["agreement_with_twin"] = float((frames.labels == truth).mean())
     (run_dir / "labels.json").write_text(json.dumps(summary, indent=2))
     return summary

@@ -47,6 +47,14 @@ def oracle_reward(message: ObservationMessage, action: np.ndarray) -> tuple[floa
     return float(message.privileged["reward"]), bool(message.privileged["success"])
 
 
+def operator_reward(message: ObservationMessage, action: np.ndarray) -> tuple[float, bool]:
+    """While an operator records demos or labels (the actor holding still otherwise): the twin's
+    ground truth where the observation carries it, else none. The operator's success mark labels the
+    episode, and a learned reward relabels the demos where they are used, so no reward model (which
+    may not be trained yet) has to run."""
+    return oracle_reward(message, action) if message.privileged else (0.0, False)
+
+
 @dataclass
 class ActorCounters:
     episodes: int = 0

@@ -66,12 +66,15 @@ class RosConfig:
     reset_service: str = "sim_twin/reset"  # std_srvs/Trigger the actor calls between episodes
     teleop: bool = False  # start a teleop node (device from the teleop group)
     # What the actor does while the operator does not intervene: "agent", the policy; "hold", no
-    # motion (recording demos on the graph: `robot-rl demos hil.operator.graph=true`)
+    # motion (an operator recording demos or labels on the graph: hil.operator.graph=true)
     actor_policy: str = "agent"
     # Lockstep on the wall clock: the actor acts at most at sim.control_hz of wall time, so the twin
     # in lockstep runs in real time and an operator can drive it (robot-rl demos on the graph); the
     # twin's real-time mode would spend a core on 1 kHz physics to the same end.
     wall_clock_pace: bool = False
+    # The operator's success key marks the episode a success and ends it (the actor); false while
+    # labelling frames (`robot-rl label` on the graph), where holding the key labels frames instead
+    success_marks_end_episodes: bool = True
     record: bool = False  # start a recorder node: every episode as an MCAP bag
     # train.transport=ros: the learner's process runs the graph too; false when the graph runs
     # elsewhere (`robot-rl graph` on the robot's workstation) and only DDS connects them.

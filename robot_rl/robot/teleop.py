@@ -57,7 +57,9 @@ Intervention (while `intervening`, the operator's action is executed and stored)
             nothing while the puck rests, so on a SpaceMouse a held deadman button would time out:
             keep deadman_button = -1 there (the default).
 Events: success and end_episode on a button's press edge or a key press, whether or not the
-operator intervenes (they label the episode, they do not move the robot).
+operator intervenes (they label the episode, they do not move the robot). success_held says whether
+the success button is held now, or the success key was pressed within key_motion_s (a held key
+repeats): labelling frames (`robot-rl label`) stores it with each frame.
 
 Times are integer nanoseconds of the caller's clock; tick(now) lets time pass (timeouts, pulses).
 TeleopMapper is not thread-safe: a caller with several threads (the node's keyboard thread) locks.
@@ -231,6 +233,7 @@ class TeleopOutput:
     action: np.ndarray  # float32[7] in [-1, 1], the spec's layout
     intervening: bool
     success: bool = False  # the success mark was pressed with this input
+    success_held: bool = False  # the success button is held (a key: pressed within key_motion_s)
     end_episode: bool = False
     nonfinite: tuple[str, ...] = ()  # fields that were NaN/inf, read as 0
     out_of_range: tuple[str, ...] = ()  # "field=value" beyond full scale, clipped to it
@@ -257,6 +260,7 @@ class TeleopMapper:
         self._gripper = 0.0  # the command of the latest gripper press ...
         self._gripper_until = -(2**62)  # ... until then [ns]
         self._gripper_closed = False  # the robot's last gripper command, for the toggle
+        self._success_key_at = -(2**62)  # keyboard: the latest success key press [ns]
 
     # inputs ------------------------------------------------------------------------------------
     def on_joy(self, axes: Sequence[float], buttons: Sequence[int], now: int) -> TeleopOutput:
@@ -316,6 +320,8 @@ class TeleopMapper:
             self.intervening = True
         elif action == "toggle_intervention":
             self.intervening = not self.intervening
+        elif action == "success":
+            self._success_key_at = now
         return self._output(now, success=action == "success", end_episode=action == "end_episode")
 
     def observe_gripper_command(self, command: float) -> None:
@@ -390,7 +396,14 @@ class TeleopMapper:
         out_of_range: tuple[str, ...] = (),
     ) -> TeleopOutput:
         note = self._expire(now)
-        return TeleopOutput(self.action(now), self.intervening, success, end_episode, nonfinite, out_of_range, note)
+        c = self.config
+        if c.device == "keyboard":
+            held = now - self._success_key_at < c.key_motion_s * NS
+        else:
+            held = c.device == "joy" and c.success_button in self._pressed
+        return TeleopOutput(
+            self.action(now), self.intervening, success, held, end_episode, nonfinite, out_of_range, note
+        )
 
 
 # keyboard -------------------------------------------------------------------------------------

@@ -35,15 +35,12 @@ AT_TWIN = ["hil.operator.realtime=false", "hil.operator.viewer=off", "teleop=key
 class ScriptedKeys:
     """The operator's key presses by control tick, counted over the whole session (every episode)."""
 
-    def __init__(self, keys_at: dict[int, list[str]], held: set[int] = frozenset()):
-        self.keys_at, self.held, self.tick = keys_at, held, -1
+    def __init__(self, keys_at: dict[int, list[str]]):
+        self.keys_at, self.tick = keys_at, -1
 
     def feed(self, mapper: TeleopMapper, now: int):
         self.tick += 1
         return [mapper.on_key(key, now) for key in self.keys_at.get(self.tick, [])]
-
-    def success_held(self, now: int) -> bool:
-        return self.tick in self.held
 
 
 def demo_config(*overrides):
@@ -112,18 +109,19 @@ LABELS = [
 
 
 def test_label_session_stores_frames_until_both_quotas_are_met(tmp_path):
-    config = load_config([*AT_TWIN, *LABELS])
-    # episode 0 ends at tick 4 with 2 successes held (ticks 1, 2); then 1 more success at tick 7
-    keys = ScriptedKeys({0: ["r"], 4: ["e"], 5: ["w"]}, held={1, 2, 7})
+    # a held key repeats: Enter counts as held for key_motion_s (0.2 s: 2 ticks) after each press
+    config = load_config([*AT_TWIN, *LABELS, "teleop.key_motion_s=0.2"])
+    # episode 0 ends at tick 4 with successes held at ticks 1, 2; in episode 1 at ticks 7, 8
+    keys = ScriptedKeys({0: ["r"], 1: ["enter"], 4: ["e"], 5: ["w"], 7: ["enter"]})
     summary = run_label_session(config, tmp_path, keys, TeleopMapper(config.teleop))
-    assert (summary["episodes"], summary["positives"]) == (2, 3)
-    assert summary["negatives"] == 6  # ticks 0, 3, 4 and then 5, 6, 8: the session stops at exactly 2 per success
+    assert (summary["episodes"], summary["positives"]) == (2, 4)
+    assert summary["negatives"] == 8  # the session stops at tick 11, exactly 2 failures per success
     frames, truth = load_labelled_frames(tmp_path / "labels")
-    assert frames.images["front"].shape == (9, 32, 32, 3)
-    assert frames.labels.tolist() == [False, True, True, False, False, False, False, True, False]
-    assert frames.episode_ids.tolist() == [0] * 5 + [1] * 4
+    assert frames.images["front"].shape == (12, 32, 32, 3)
+    assert frames.labels.tolist() == [False, True, True, False, False] + [False, False, True, True, False, False, False]
+    assert frames.episode_ids.tolist() == [0] * 5 + [1] * 7
     assert truth is not None and not truth.any()  # nothing was picked: the twin agrees on the failures
-    assert summary["agreement_with_twin"] == pytest.approx(6 / 9)
+    assert summary["agreement_with_twin"] == pytest.approx(8 / 12)
 
 
 def test_label_files_round_trip_and_refuse_a_mixed_setup(tmp_path):
@@ -205,10 +203,10 @@ class FakeSpaceMouse:
 def test_a_joy_device_with_nan_axes_is_zeroed_and_logged_once(caplog):
     config = load_config(["teleop=spacemouse", "teleop.success_button=2"])
     mapper = TeleopMapper(config.teleop)
-    device = JoyDeviceInput(FakeSpaceMouse((float("nan"), 0.5, 0.0, 0.0, 0.0, 0.0), (0, 0, 1)), success_button=2)
+    device = JoyDeviceInput(FakeSpaceMouse((float("nan"), 0.5, 0.0, 0.0, 0.0, 0.0), (0, 0, 1)))
     with device:
         (output,) = device.feed(mapper, 0)
-        assert device.success_held(0)
+    assert output.success_held  # button 2, the success button, is down
     assert output.nonfinite == ("Joy.axes[0]",) and output.action[0] == 0.0 and output.action[1] > 0.4
     bad_input = BadInputLog()
     with caplog.at_level(logging.WARNING, logger="robot_rl.hil.operator"):
@@ -219,9 +217,9 @@ def test_a_joy_device_with_nan_axes_is_zeroed_and_logged_once(caplog):
 
 def test_keyboard_success_counts_as_held_for_the_key_motion_time():
     leader, follower = pty.openpty()
-    mapper = TeleopMapper(load_config(["teleop=keyboard"]).teleop)
+    mapper = TeleopMapper(load_config(["teleop=keyboard", "teleop.key_motion_s=0.4"]).teleop)
     try:
-        with KeyboardInput(success_hold_s=0.4, fd=follower) as keyboard:
+        with KeyboardInput(fd=follower) as keyboard:
             os.write(leader, b"\r")
             outputs = []
             for _ in range(200):  # the reader thread queues the key within a few ms
@@ -230,7 +228,7 @@ def test_keyboard_success_counts_as_held_for_the_key_motion_time():
                     break
                 time.sleep(0.005)
         assert [o.success for o in outputs] == [True]
-        assert keyboard.success_held(10 * NS + 390_000_000) and not keyboard.success_held(10 * NS + 400_000_000)
+        assert mapper.tick(10 * NS + 390_000_000).success_held and not mapper.tick(10 * NS + 400_000_000).success_held
     finally:
         os.close(leader)
         os.close(follower)
