@@ -5,6 +5,8 @@ trained on a learned success classifier's reward instead of the oracle's.
     .venv/bin/python bench/pick_cube_learning.py --env-steps 10000 --seeds 0 1   # shorter / more seeds
     .venv/bin/python bench/pick_cube_learning.py --methods rlpd rlpd_classifier --seeds 0 1 \
         --out bench/results/pick_cube_classifier_reward.json      # learned reward vs oracle
+    .venv/bin/python bench/pick_cube_learning.py --methods rlpd_classifier_hil --seeds 0 \
+        --reference bench/results/pick_cube_classifier_reward.json --out bench/results/pick_cube_hil.json
 
 What is measured
   Three methods on the twin's pick_cube, state-based (sim=state: proprio + wrench + the cube's
@@ -135,6 +137,12 @@ def main() -> None:
     parser.add_argument("--classifier-episodes", type=int, default=60, help="rlpd_classifier: labelled episodes")
     parser.add_argument("--parallel", type=int, default=2, help="runs at a time (one torch thread each)")
     parser.add_argument("--out", type=Path, default=RESULTS / "pick_cube_learning.json")
+    parser.add_argument(
+        "--reference",
+        type=Path,
+        help="an earlier results JSON whose runs of other methods (same seeds) join this one's summary and targets, "
+        "marked with where they come from: learning curves count env steps, which another day does not change",
+    )
     args = parser.parse_args()
 
     # ROS_*: for rlpd_ros, whose DDS discovery stays on its namespace's loopback
@@ -180,8 +188,14 @@ def main() -> None:
         if method in ("rlpd_classifier", "rlpd_classifier_hil"):
             report = run_dirs[method, seed].with_name(run_dirs[method, seed].name + "_reward") / "reward_report.json"
             runs[f"{method}_s{seed}"]["classifier"] = json.loads(report.read_text())
+    methods = list(args.methods)
+    if args.reference:
+        for name, run in json.loads(args.reference.read_text())["runs"].items():
+            if run["method"] not in args.methods and run["seed"] in args.seeds:
+                runs[name] = {**run, "reference": str(args.reference)}
+                methods += [] if run["method"] in methods else [run["method"]]
     summary = {}
-    for method in args.methods:
+    for method in methods:
         finals = [r["success_rate"][-1] for r in runs.values() if r["method"] == method]
         summary[method] = {"final_success_mean": sum(finals) / len(finals), "final_success_per_seed": finals}
         if method != "bc":
