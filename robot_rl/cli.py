@@ -168,17 +168,24 @@ def _operator_input(config: Config):
     return JoyDeviceInput(reader)
 
 
-def cmd_demos(config: Config, run_dir: Path, overrides: list[str]) -> int:
+def _operator_session(config: Config, run_dir: Path, overrides: list[str], session: str) -> dict:
+    """An operator's `session` ("demos" or "labels"): through the ROS graph (hil.operator.graph=true)
+    or at the twin in this process; its summary."""
     if config.hil.operator.graph:
-        from ros_nodes.graph import demos_on_graph, operator_session  # rclpy only for this variant
+        from ros_nodes.graph import demos_on_graph, labels_on_graph, operator_session  # rclpy only here
 
-        summary = operator_session(demos_on_graph, config, run_dir, overrides)
-    else:
-        from robot_rl.hil.operator import run_demo_session
-        from robot_rl.robot.teleop import TeleopMapper
+        on_graph = {"demos": demos_on_graph, "labels": labels_on_graph}[session]
+        return operator_session(on_graph, config, run_dir, overrides)
+    from robot_rl.hil.operator import run_demo_session, run_label_session
+    from robot_rl.robot.teleop import TeleopMapper
 
-        with _operator_input(config) as device:
-            summary = run_demo_session(config, run_dir, device, TeleopMapper(config.teleop))
+    at_twin = {"demos": run_demo_session, "labels": run_label_session}[session]
+    with _operator_input(config) as device:
+        return at_twin(config, run_dir, device, TeleopMapper(config.teleop))
+
+
+def cmd_demos(config: Config, run_dir: Path, overrides: list[str]) -> int:
+    summary = _operator_session(config, run_dir, overrides, "demos")
     log.info(
         "%d of %d episodes are successes; bags in %s: train with train.demo_bags=%s",
         summary["successes"],
@@ -192,16 +199,7 @@ def cmd_demos(config: Config, run_dir: Path, overrides: list[str]) -> int:
 def cmd_label(config: Config, run_dir: Path, overrides: list[str]) -> int:
     if config.teleop.device == "joy" and config.teleop.success_button < 0:
         raise ConfigError("teleop.success_button: labelling needs a button held for success (or teleop=keyboard)")
-    if config.hil.operator.graph:
-        from ros_nodes.graph import labels_on_graph, operator_session  # rclpy only for this variant
-
-        summary = operator_session(labels_on_graph, config, run_dir, overrides)
-    else:
-        from robot_rl.hil.operator import run_label_session
-        from robot_rl.robot.teleop import TeleopMapper
-
-        with _operator_input(config) as device:
-            summary = run_label_session(config, run_dir, device, TeleopMapper(config.teleop))
+    summary = _operator_session(config, run_dir, overrides, "labels")
     log.info(
         "%d success and %d failure frames from %d episodes (%d frames labelled both ways); train with "
         "`robot-rl train-reward reward=classifier reward.labels=%s`",
