@@ -7,43 +7,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
+from indexed_video import FPS, HEIGHT, WIDTH, IndexedVideo
 
 from hardware.uvc_camera import CameraIntrinsics, CameraUnavailable, UvcCamera, UvcCameraConfig
 from robot_rl.sim.config import ConfigError
 
-WIDTH, HEIGHT, FPS, N_FRAMES = 80, 48, 20.0, 6  # sizes in whole 16-pixel JPEG blocks: colours stay clean
-RED = (255, 0, 0)
-TOLERANCE = 24  # per channel, after MJPG compression
-
-
-def index_colour(i: int) -> tuple[int, int, int]:
-    return (i * 50, 255 - i * 50, 60)
-
-
-def write_video(path: Path) -> Path:
-    """N_FRAMES frames: the top 32 rows say the frame's index (index_colour), the bottom 16 are red,
-    so that a swap of R and B shows."""
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), FPS, (WIDTH, HEIGHT))
-    assert writer.isOpened()
-    for i in range(N_FRAMES):
-        rgb = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
-        rgb[:32], rgb[32:] = index_colour(i), RED
-        writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    writer.release()
-    return path
-
-
-def frame_index(frame: np.ndarray) -> int:
-    """The index the frame shows; fails on a frame that is not one of the video's."""
-    assert frame.shape == (HEIGHT, WIDTH, 3) and frame.dtype == np.uint8
-    assert np.abs(frame[40, WIDTH // 2].astype(int) - RED).max() <= TOLERANCE, f"bottom is {frame[40, WIDTH // 2]}"
-    top = frame[16, WIDTH // 2].astype(int)
-    errors = [np.abs(top - index_colour(i)).max() for i in range(N_FRAMES)]
-    assert min(errors) <= TOLERANCE, f"top colour {top} is no frame index's"
-    return int(np.argmin(errors))
+VIDEO = IndexedVideo(n_frames=6)
+N_FRAMES = VIDEO.n_frames
 
 
 class FakeClock:
@@ -56,7 +27,7 @@ class FakeClock:
 
 @pytest.fixture
 def video(tmp_path: Path) -> Path:
-    return write_video(tmp_path / "camera.avi")
+    return VIDEO.write(tmp_path / "camera.avi")
 
 
 def make_camera(device: Path | str, **overrides) -> tuple[UvcCamera, list[tuple[str, str]], FakeClock]:
@@ -79,14 +50,14 @@ def test_open_reports_what_was_granted_and_frames_come_in_order(video):
     assert (granted.width, granted.height, granted.fps, granted.fourcc) == (WIDTH, HEIGHT, FPS, "MJPG")
     assert granted.mismatches == ()
     assert events == [("opened", f"camera {video} open: 80x48 at 20 fps MJPG")]
-    assert [frame_index(camera.read()) for _ in range(N_FRAMES)] == list(range(N_FRAMES))
+    assert [VIDEO.index(camera.read()) for _ in range(N_FRAMES)] == list(range(N_FRAMES))
     assert camera.counters.frames == N_FRAMES and camera.counters.failed_reads == 0
 
 
 def test_a_file_loops_without_counting_as_lost(video):
     camera, events, _ = make_camera(video)
     camera.open()
-    indices = [frame_index(camera.read()) for _ in range(2 * N_FRAMES + 2)]
+    indices = [VIDEO.index(camera.read()) for _ in range(2 * N_FRAMES + 2)]
     assert indices == [*range(N_FRAMES), *range(N_FRAMES), 0, 1]
     assert (camera.counters.frames, camera.counters.failed_reads, camera.counters.reconnects) == (14, 0, 0)
     assert kinds(events) == ["opened"] and camera.is_open
@@ -124,9 +95,9 @@ def test_a_camera_absent_at_start_is_picked_up_when_it_appears(tmp_path):
     camera, events, clock = make_camera(path)
     with pytest.raises(CameraUnavailable):
         camera.open()
-    write_video(path)
+    VIDEO.write(path)
     clock.now += 1.25
-    assert frame_index(camera.read()) == 0
+    assert VIDEO.index(camera.read()) == 0
     assert events[-1] == ("back", f"camera {path} back after 1.2 s")
     assert camera.counters.reconnects == 1 and camera.lost_for_s is None
 
@@ -134,7 +105,7 @@ def test_a_camera_absent_at_start_is_picked_up_when_it_appears(tmp_path):
 def test_lost_when_the_file_goes_and_back_when_it_returns(video, tmp_path):
     camera, events, clock = make_camera(video)
     camera.open()
-    assert frame_index(camera.read()) == 0
+    assert VIDEO.index(camera.read()) == 0
     away = video.rename(tmp_path / "unplugged.avi")
     frames = [camera.read() for _ in range(N_FRAMES)]  # the open file plays to its end, then it is gone
     assert frames[-1] is None and all(frame is not None for frame in frames[:-1])
@@ -149,12 +120,12 @@ def test_lost_when_the_file_goes_and_back_when_it_returns(video, tmp_path):
     away.rename(video)
     assert camera.read() is None  # the next attempt is a period after the failed one
     clock.now += 0.5
-    assert frame_index(camera.read()) == 0
+    assert VIDEO.index(camera.read()) == 0
     assert events[-2:] == [
         ("opened", f"camera {video} open: 80x48 at 20 fps MJPG"),
         ("back", f"camera {video} back after 1.0 s"),
     ]
-    assert frame_index(camera.read()) == 1
+    assert VIDEO.index(camera.read()) == 1
     counters = camera.counters
     assert (counters.frames, counters.failed_reads, counters.reconnects) == (1 + (N_FRAMES - 1) + 2, 1, 1)
     camera.close()

@@ -10,10 +10,10 @@ import threading
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 from client import ROSOUT_LATCHED, TIMEOUT, ClientNode
+from indexed_video import FPS, HEIGHT, WIDTH, IndexedVideo
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
@@ -22,37 +22,12 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from hardware.uvc_camera_node import UvcCameraNode
 from ros_nodes import convert
 
-WIDTH, HEIGHT, FPS, N_FRAMES = 80, 48, 20.0, 10  # sizes in whole 16-pixel JPEG blocks: colours stay clean
-RED = (255, 0, 0)
-TOLERANCE = 24  # per channel, after MJPG (and jpeg again for CompressedImage)
+VIDEO = IndexedVideo(n_frames=10)
+N_FRAMES = VIDEO.n_frames
 NAMESPACE = "/cameras/front"  # where the aggregator looks for the camera "front"
 FRAME_ID = "front_camera"
 K = [100.0, 0.0, 40.0, 0.0, 100.0, 24.0, 0.0, 0.0, 1.0]
 D = [0.1, -0.05, 0.0, 0.0, 0.01]
-
-
-def index_colour(i: int) -> tuple[int, int, int]:
-    return (i * 25, 255 - i * 25, 60)
-
-
-def write_video(path: Path) -> Path:
-    """The top 32 rows say the frame's index (index_colour), the bottom 16 are red (R/B order)."""
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), FPS, (WIDTH, HEIGHT))
-    for i in range(N_FRAMES):
-        rgb = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
-        rgb[:32], rgb[32:] = index_colour(i), RED
-        writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    writer.release()
-    return path
-
-
-def frame_index(rgb: np.ndarray) -> int:
-    assert rgb.shape == (HEIGHT, WIDTH, 3)
-    assert np.abs(rgb[40, WIDTH // 2].astype(int) - RED).max() <= TOLERANCE, f"bottom is {rgb[40, WIDTH // 2]}"
-    top = rgb[16, WIDTH // 2].astype(int)
-    errors = [np.abs(top - index_colour(i)).max() for i in range(N_FRAMES)]
-    assert min(errors) <= TOLERANCE, f"top colour {top} is no frame index's"
-    return int(np.argmin(errors))
 
 
 class Client(ClientNode):
@@ -78,7 +53,7 @@ class Client(ClientNode):
 
 @pytest.fixture
 def video(tmp_path: Path) -> Path:
-    return write_video(tmp_path / "front.avi")
+    return VIDEO.write(tmp_path / "front.avi")
 
 
 @pytest.fixture
@@ -131,7 +106,7 @@ def test_image_compressed_and_camera_info_at_the_fps(running):
             240,
             FRAME_ID,
         )
-    indices = [frame_index(convert.image_to_rgb(msg)) for msg in images]
+    indices = [VIDEO.index(convert.image_to_rgb(msg)) for msg in images]
     steps = np.diff(indices) % N_FRAMES  # the video's order, looping
     assert np.mean(steps == 1) >= 0.9 and np.all(steps > 0), f"frame indices {indices}"
 
@@ -144,7 +119,7 @@ def test_image_compressed_and_camera_info_at_the_fps(running):
     for stamp, index in matched:
         jpeg = by_stamp_compressed[stamp]
         assert jpeg.header.frame_id == FRAME_ID and "jpeg" in jpeg.format
-        assert frame_index(convert.compressed_to_rgb(jpeg)) == index
+        assert VIDEO.index(convert.compressed_to_rgb(jpeg)) == index
         info = by_stamp_info[stamp]
         assert (info.header.frame_id, info.width, info.height, info.distortion_model) == (
             FRAME_ID,
@@ -177,7 +152,7 @@ def test_the_node_keeps_running_while_the_camera_is_lost(running, video, tmp_pat
     assert client.wait_log(f"camera {video} back after")
     client.wait_images(count + 5)
     with client.changed:
-        indices = [frame_index(convert.image_to_rgb(msg)) for msg in client.images[count : count + 5]]
+        indices = [VIDEO.index(convert.image_to_rgb(msg)) for msg in client.images[count : count + 5]]
     # from the file's start again (best effort may have dropped one frame on the way)
     assert indices[0] <= 1 and np.all(np.isin(np.diff(indices), (1, 2))), f"indices {indices}"
     assert camera.camera.counters.reconnects == 1 and camera.camera.counters.failed_reads == 1
