@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from robot_rl.data.tree import tree_from_bytes, tree_to_bytes
-from robot_rl.robot.actor import EpisodeActor, oracle_reward
+from robot_rl.robot.actor import EpisodeActor, operator_reward, oracle_reward
 from robot_rl.robot.messages import ObservationMessage, RewardReplyMessage, RewardRequestMessage
 
 POLICY_ACTION = np.full(7, 0.25, np.float32)
@@ -109,6 +109,13 @@ def test_oracle_reward_needs_the_twins_ground_truth():
     message.privileged = {}
     with pytest.raises(ValueError, match="no privileged ground truth"):
         oracle_reward(message, POLICY_ACTION)
+
+
+def test_an_operators_reward_is_the_twins_truth_where_there_is_one_else_none():
+    assert operator_reward(observation(1, reward=1.0, success=True), POLICY_ACTION) == (1.0, True)
+    on_a_robot = observation(2, reward=1.0, success=True)
+    on_a_robot.privileged = {}
+    assert operator_reward(on_a_robot, POLICY_ACTION) == (0.0, False)
 
 
 # --- reward request / reply -------------------------------------------------------------------

@@ -44,6 +44,26 @@ def test_the_twin_graph_per_namespace_with_the_same_overrides():
         assert [s.parameters["seed"] for s in specs if s.kind == kind] == [0, 1]
 
 
+def test_the_actors_pace_policy_and_success_marks_come_from_the_config():
+    def actor(overrides: list[str]) -> dict:
+        return next(s for s in graph_nodes(load_config(overrides), overrides) if s.kind == "actor").parameters
+
+    # in lockstep only the learner's pace holds the twin back; a robot (wall time) never waits for it
+    lockstep = actor(["train.max_actor_lead=7"])
+    assert (lockstep["max_lead_steps"], lockstep["pace_hz"], lockstep["policy"], lockstep["success_marks"]) == (
+        7,
+        0.0,
+        "agent",
+        True,
+    )
+    assert actor(["ros.twin=false"])["max_lead_steps"] == 0
+    operator = actor(["ros.actor_policy=hold", "ros.wall_clock_pace=true", "ros.success_marks_end_episodes=false"])
+    assert (operator["policy"], operator["pace_hz"], operator["success_marks"]) == ("hold", 10.0, False)
+    assert actor(["ros.twin=false", "ros.wall_clock_pace=true"])["pace_hz"] == 0.0  # a robot keeps its own time
+    with pytest.raises(ConfigError, match="ros.actor_policy"):
+        load_config(["ros.actor_policy=replay"])
+
+
 def test_a_learned_reward_adds_one_reward_server_for_all_robots():
     overrides = ["reward=intervention", "ros.namespaces=[/robot_a,/robot_b]"]
     specs = graph_nodes(load_config(overrides), overrides)
