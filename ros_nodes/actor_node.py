@@ -48,10 +48,12 @@ The target pose is the measured pose moved by the action (spec.action_to_target_
 twist is the action scaled to the robot's per-step maxima over one control period.
 
 Keeping pace with the learner: with max_lead_steps > 0 (the graph sets train.max_actor_lead when the
-twin steps in lockstep), once a learner has said which step it took last (learner/consumed), an
-observation more than max_lead_steps control periods past that step waits, and the twin with it,
-until the learner catches up. In lockstep nothing else paces the graph, and a learner that falls
-behind trains on the data of ever older policies. On a robot (real time) the actor never waits.
+twin steps in lockstep), once a learner has said which step it took last (learner/consumed), the
+actor acts on nothing while max_lead_steps of its published steps are not taken yet, and the twin
+waits with it, until the learner catches up (then it acts on the newest observation). Counted in
+steps, not sim time: while the safety node holds the arm, its holds step the twin on. In lockstep
+nothing else paces the graph, and a learner that falls behind trains on the data of ever older
+policies. On a robot (real time) the actor never waits.
 
 Weights are decoded on their own callback group, so a large blob never delays a control tick, and
 swapped between two ticks. In lockstep (the twin with sim time) the next observation exists only
@@ -62,6 +64,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections import deque
 
 import numpy as np
 import torch
@@ -105,15 +108,15 @@ class ActorNode(Node):
         self.max_lead_steps = declare(
             self, "max_lead_steps", 0, "wait while this many steps ahead of the learner (lockstep); 0: never wait"
         )
-        self.period_ns = round(1e9 / self.config.sim.control_hz)
         pace_hz = declare(self, "pace_hz", 0.0, "act at most at this rate of the wall clock; 0: as observations come")
         self._paced: ObservationMessage | None = None  # waiting for the pace timer's next tick
         self._pace_timer = None
         if pace_hz > 0:
             steady = Clock(clock_type=ClockType.STEADY_TIME)
             self._pace_timer = self.create_timer(1.0 / pace_hz, self._on_pace_tick, clock=steady)
-        self._learner_stamp: int | None = None  # stamp of our step the learner took last
-        self._waiting_for_learner: ObservationMessage | None = None
+        # stamps of our published steps the learner has not taken yet; None until a learner speaks
+        self._untaken: deque[int] | None = None
+        self._waiting_for_learner = False
         # a learned reward comes from the reward server; an operator recording (hold) needs none
         self.served_reward = not self.config.reward.is_oracle and not self.hold
         self.agent = None  # built at the first observation, when the state's size is known
@@ -280,8 +283,8 @@ class ActorNode(Node):
         if self._pace_timer is not None and not paced:
             self._paced = message
             return
-        if self._ahead_of_learner(message):
-            self._waiting_for_learner = message
+        if self._ahead_of_learner():
+            self._waiting_for_learner = True  # _latest is what we act on when the learner catches up
             return
         if self.served_reward and self.actor.open_step() is not None:
             self._ask_reward(message)  # the tick waits for the reply
@@ -289,10 +292,9 @@ class ActorNode(Node):
             self._tick(message)
 
     # pace ---------------------------------------------------------------------------------------
-    def _ahead_of_learner(self, message: ObservationMessage) -> bool:
-        if self.max_lead_steps <= 0 or self._learner_stamp is None:
-            return False
-        return message.stamp_ns - self._learner_stamp > self.max_lead_steps * self.period_ns
+    def _ahead_of_learner(self) -> bool:
+        """Counted in steps, not sim time: sim time also runs on while the safety node holds the arm."""
+        return self.max_lead_steps > 0 and self._untaken is not None and len(self._untaken) >= self.max_lead_steps
 
     def _on_pace_tick(self) -> None:
         waiting, self._paced = self._paced, None
@@ -300,11 +302,15 @@ class ActorNode(Node):
             self._on_episode_observation(waiting, paced=True)
 
     def _on_learner_consumed(self, msg: Header) -> None:
-        self._learner_stamp = convert.time_ns(msg.stamp)
-        waiting = self._waiting_for_learner
-        if waiting is not None and waiting is self._latest and not self._ahead_of_learner(waiting):
-            self._waiting_for_learner = None
-            self._on_episode_observation(waiting)
+        taken = convert.time_ns(msg.stamp)
+        if self._untaken is None:
+            self._untaken = deque()  # steps published before the learner spoke are not counted
+        while self._untaken and self._untaken[0] <= taken:
+            self._untaken.popleft()
+        if self._waiting_for_learner and not self._ahead_of_learner():
+            self._waiting_for_learner = False
+            if self.actor.in_episode and self._latest is not None:
+                self._on_episode_observation(self._latest)
 
     # the reward server ------------------------------------------------------------------------
     def _ask_reward(self, message: ObservationMessage) -> None:
@@ -372,6 +378,8 @@ class ActorNode(Node):
         action, step = self.actor.on_observation(message, self._operator_action())
         if step is not None:
             self._steps.publish(convert.tree_to_blob(step.to_tree()))
+            if self._untaken is not None:
+                self._untaken.append(step.stamp_ns)
         if action is None:
             self._request_reset()
             return
