@@ -5,9 +5,12 @@ the actor publishes and pushing weights back. Runs only inside a loopback-only n
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
+from rclpy.node import Node
+from std_srvs.srv import Trigger
 
 from robot_rl.config import load_config
 from robot_rl.data.bags import read_episode_bags
@@ -109,3 +112,38 @@ def test_in_lockstep_the_actor_keeps_within_max_actor_lead_of_a_slow_learner(ros
     # the steps sent before the learner first said what it took drain first; then the lead holds
     assert max(leads[-20:]) <= lead + 1, leads
     assert stalled - taken <= lead + 1
+
+
+def call(node: Node, service: str) -> str:
+    client = node.create_client(Trigger, service)
+    assert client.wait_for_service(timeout_sec=10.0), f"no {service}"
+    future = client.call_async(Trigger.Request())
+    deadline = time.monotonic() + 10.0
+    while not future.done():
+        assert time.monotonic() < deadline, f"{service} did not answer"
+        time.sleep(0.01)
+    return future.result().message
+
+
+def test_a_safety_hold_while_the_actor_waits_for_the_learner_does_not_stall_the_graph(ros):
+    """While the safety node holds, its holds step the lockstep twin on (sim time runs) with no
+    step of the actor's: a lead counted in sim time never came back under the limit."""
+    overrides = ["sim=state", "task=reach", "train.transport=ros", "train.max_actor_lead=5"]
+    config = load_config(overrides)
+    learner = RosActors(config.agent, list(config.ros.namespaces))
+    operator = Node("operator")
+    with running_graph(config, overrides, extra_nodes=(learner, operator)) as nodes:
+        actor = next(n for n in nodes if type(n).__name__ == "ActorNode").actor
+        for _ in range(10):
+            assert learner.get() is not None
+        call(operator, "safety/stop")  # the arm held: the twin steps on the safety node's holds
+        time.sleep(1.0)  # ... while the actor waits for a learner that takes nothing
+        call(operator, "safety/reset")
+        call(operator, "safety/resume")
+        before = actor.counters.steps
+        taken: list = []
+        taker = threading.Thread(target=lambda: taken.extend(learner.get() for _ in range(30)), daemon=True)
+        taker.start()
+        taker.join(timeout=20.0)
+        assert len(taken) == 30, f"the graph stalled: {len(taken)} of 30 steps after the hold"
+        assert actor.counters.steps > before
