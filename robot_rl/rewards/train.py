@@ -7,8 +7,8 @@
                reward.demos=FOLDER, the successful demos recorded there (`robot-rl demos`);
   preference   segments of expert, noisy-expert and random episodes, labelled in rounds by the
                simulated oracle labeller (ground-truth dense return) or, with
-               reward.label_source=vlm, by a zero-shot CLIP model (reward.vlm); queries by ensemble
-               disagreement.
+               reward.label_source=vlm, by a zero-shot CLIP model (reward.vlm), or with =human by a
+               person watching each pair's clips at the terminal; queries by ensemble disagreement.
 On a robot the data comes from the operator's demos and labels; the training functions are the
 same. The model file goes to the run directory, with a report (JSON); pass the file to training as
 reward.checkpoint.
@@ -201,14 +201,10 @@ def _train_preference(config: Config, run_dir: Path) -> tuple[Path, dict]:
     )
 
     reward = config.reward
-    if reward.label_source == "human":
-        raise ConfigError(
-            "reward.label_source=human: train-reward on the twin labels with the oracle or a VLM; a person's "
-            "labels come through a Labeller of your own (robot_rl/rewards/preference/model.py)"
-        )
     cameras = list(reward.cameras)
-    if reward.label_source == "vlm" and reward.vlm.camera not in cameras:
-        cameras.append(reward.vlm.camera)  # rendered for the VLM labeller too
+    looks_at = {"vlm": reward.vlm.camera, "human": reward.human_camera}.get(reward.label_source)
+    if looks_at is not None and looks_at not in cameras:
+        cameras.append(looks_at)  # rendered for the labeller too
     env = env_for_reward(config, cameras, reward.image_size if cameras else None)
     rng = np.random.default_rng(config.seed)
     try:
@@ -238,7 +234,11 @@ def _train_preference(config: Config, run_dir: Path) -> tuple[Path, dict]:
         add_labels(model.dataset, [pairs[k] for k in chosen], labeller)
         history.append(model.update())
         log.info("preference: %s", history[-1])
-    labelled_by = "oracle (twin's dense reward)" if reward.label_source == "oracle" else f"VLM ({reward.vlm.model})"
+    labelled_by = {
+        "oracle": "oracle (twin's dense reward)",
+        "vlm": f"VLM ({reward.vlm.model})",
+        "human": "a person at the terminal",
+    }[reward.label_source]
     report = {"label_rounds": history, "segments": len(segments), "labeller": labelled_by}
     # with the labels, so that online updates during training (reward.online_every) build on them
     path = save_preference_reward(model, run_dir / "preference.safetensors", report, with_dataset=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+import imageio.v2 as imageio
 import numpy as np
 import pytest
 import torch
@@ -19,6 +20,7 @@ from robot_rl.rewards.preference.model import (
     PREFER_FIRST,
     PREFER_SECOND,
     OracleLabeller,
+    PersonLabeller,
     PreferenceDataset,
     PreferenceReward,
     Segment,
@@ -118,8 +120,28 @@ def test_oracle_labeller_prefers_the_higher_ground_truth_return():
     with pytest.raises(ValueError, match="no oracle_dense_reward"):
         OracleLabeller()(Segment(np.zeros((T, STATE_DIM), np.float32)), low)
     assert isinstance(make_labeller(small_config()), OracleLabeller)
-    with pytest.raises(ValueError, match="label_source='human'"):
-        make_labeller(small_config(label_source="human"))
+
+
+def test_a_person_watches_each_pairs_clips_and_answers(tmp_path):
+    rng = np.random.default_rng(0)
+
+    def clip_segment() -> Segment:
+        return Segment(
+            np.zeros((T, STATE_DIM), np.float32), images={"front": rng.integers(0, 255, (T, 32, 32, 3), np.uint8)}
+        )
+
+    answers = iter(["2", "maybe", "1", "=", "s"])  # "maybe" is asked again
+    prompts = []
+    person = PersonLabeller("front", tmp_path / "clips", ask=lambda prompt: prompts.append(prompt) or next(answers))
+    labels = [person(clip_segment(), clip_segment()) for _ in range(4)]
+    assert labels == [PREFER_SECOND, PREFER_FIRST, EQUAL, None]
+    assert "answer 1 (the first), 2" in prompts[2]  # after the unreadable answer
+    clips = sorted((tmp_path / "clips").glob("*.mp4"))
+    assert [c.name for c in clips[:2]] == ["pair_00001_1.mp4", "pair_00001_2.mp4"] and len(clips) == 8
+    assert imageio.get_reader(clips[0]).count_frames() == T  # every frame of the segment is in its clip
+    assert isinstance(make_labeller(small_config(label_source="human", human_clips_dir=str(tmp_path))), PersonLabeller)
+    with pytest.raises(ValueError, match="no 'front' frames"):
+        person(Segment(np.zeros((T, STATE_DIM), np.float32)), clip_segment())
 
 
 def test_skipped_pairs_are_not_stored_and_the_dataset_grows():

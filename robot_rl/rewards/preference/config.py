@@ -47,6 +47,10 @@ class PreferenceRewardConfig(RewardConfig):
     # weights, its task prompts and the camera it looks at; vlm_equal_margin in mean VLM-RM reward
     vlm: CLIPRewardConfig = field(default_factory=CLIPRewardConfig)
     vlm_equal_margin: float = 0.0
+    # label_source "human": a person at this terminal watches each pair's clips (written here, from
+    # the camera human_camera) and answers (PersonLabeller in model.py)
+    human_clips_dir: str = "preference_clips"
+    human_camera: str = "front"
     checkpoint: str = ""  # a saved preference reward (.safetensors) to load
     seed: int = 0
     # online updates while the learner trains (robot_rl/train/reward_updates.py): every online_every

@@ -142,6 +142,14 @@ class OracleLabeller:
         return label
 
 
+def camera_frames(segment: Segment, camera: str, who: str) -> np.ndarray:
+    """The segment's frames from `camera`, for a labeller that looks at them."""
+    frames = segment.images.get(camera)
+    if frames is None:
+        raise ValueError(f"{who}: the segment has no {camera!r} frames (it has {sorted(segment.images)})")
+    return frames
+
+
 class VLMLabeller:
     """A vision-language model as the labeller, with no API and no network: a zero-shot CLIP model
     (robot_rl/rewards/clip: VLM-RM's reward against the task's goal and baseline prompts) scores
@@ -167,11 +175,7 @@ class VLMLabeller:
         return cls(CLIPReward(config.vlm).eval(), config.vlm_equal_margin)
 
     def segment_score(self, segment: Segment) -> float:
-        frames = segment.images.get(self.camera)
-        if frames is None:
-            raise ValueError(
-                f"VLMLabeller: the segment has no {self.camera!r} frames (it has {sorted(segment.images)})"
-            )
+        frames = camera_frames(segment, self.camera, "VLMLabeller")
         inputs = RewardInput(
             state=torch.as_tensor(segment.states, dtype=torch.float32),
             images={self.camera: torch.as_tensor(np.ascontiguousarray(frames))},
@@ -185,19 +189,53 @@ class VLMLabeller:
         return PREFER_FIRST if difference > 0 else PREFER_SECOND
 
 
+class PersonLabeller:
+    """A person labels pairs at a terminal: each segment's frames from `camera` are written as a
+    video, <clips_dir>/pair_<n>_1.mp4 and _2.mp4, for them to watch, and they answer 1 (the first
+    is better), 2, = (as good) or s (skip the pair). Anything else asks again. `ask` is the prompt
+    (input() by default; a test passes answers)."""
+
+    is_oracle = False
+    ANSWERS = {"1": PREFER_FIRST, "2": PREFER_SECOND, "=": EQUAL, "s": None}
+
+    def __init__(self, camera: str, clips_dir: Path | str, fps: float = 10.0, ask=input):
+        self.camera, self.clips_dir, self.fps, self.ask = camera, Path(clips_dir), fps, ask
+        self.clips_dir.mkdir(parents=True, exist_ok=True)
+        self.pairs = 0
+
+    def __call__(self, first: Segment, second: Segment) -> float | None:
+        self.pairs += 1
+        clips = [self._write(segment, f"pair_{self.pairs:05d}_{i}.mp4") for i, segment in ((1, first), (2, second))]
+        prompt = f"pair {self.pairs}: {clips[0]} vs {clips[1]}: which does the task better? [1/2/=/s] "
+        while (answer := self.ask(prompt).strip().lower()) not in self.ANSWERS:
+            prompt = "answer 1 (the first), 2 (the second), = (as good) or s (skip): "
+        return self.ANSWERS[answer]
+
+    def _write(self, segment: Segment, name: str) -> Path:
+        import imageio.v2 as imageio  # only where a person labels
+
+        frames = segment.images.get(self.camera)
+        if frames is None:
+            raise ValueError(
+                f"PersonLabeller: the segment has no {self.camera!r} frames (it has {sorted(segment.images)})"
+            )
+        path = self.clips_dir / name
+        with imageio.get_writer(path, fps=self.fps, codec="libx264", quality=7, macro_block_size=1) as writer:
+            for frame in frames:
+                writer.append_data(np.asarray(frame, np.uint8))
+        return path
+
+
 def make_labeller(config: PreferenceRewardConfig) -> Labeller:
-    """The labeller of config.label_source: the twin's oracle or a VLM. A person's labelling UI is
-    the caller's, passed in wherever a Labeller is taken."""
+    """The labeller of config.label_source: the twin's oracle, a VLM, or a person at this terminal."""
     if config.label_source == "oracle":
         log.info("preference labels come from the ORACLE (the twin's ground truth, simulation only)")
         return OracleLabeller.from_config(config)
     if config.label_source == "vlm":
         log.info("preference labels come from a VLM: %s on camera %r", config.vlm.model, config.vlm.camera)
         return VLMLabeller.from_config(config)
-    raise ValueError(
-        f"reward.label_source={config.label_source!r}: supply that labeller yourself (a callable "
-        "(first: Segment, second: Segment) -> 1.0 | 0.0 | 0.5 | None); 'oracle' and 'vlm' are built in"
-    )
+    log.info("preference labels come from a person at this terminal (clips in %s)", config.human_clips_dir)
+    return PersonLabeller(config.human_camera, config.human_clips_dir)
 
 
 # --- the dataset of labelled pairs --------------------------------------------------------------
