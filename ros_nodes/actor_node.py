@@ -139,6 +139,8 @@ class ActorNode(Node):
         self._lock = threading.Lock()  # the teleop state, written and read on different threads
         self._safety_running = False  # episodes start only while the safety node lets commands through
         self._reset_pending = False  # a reset was asked and has not answered
+        self._begin_when_running: ObservationMessage | None = None  # an episode waiting for the safety node
+        self._resuming = False  # safety/reset and safety/resume asked, not yet answered
         self._first_stamp: int | None = None  # after a reset: the stamp from which the episode starts
         self._latest: ObservationMessage | None = None
         self._awaiting_reward: ObservationMessage | None = None  # asked the reward server about it
@@ -153,6 +155,11 @@ class ActorNode(Node):
         self._gripper = self.create_publisher(Float64, "actor/gripper", COMMAND_QOS)
         self._steps = self.create_publisher(UInt8MultiArray, "steps", STEPS_QOS)
         self._reset = self.create_client(Trigger, reset_service)
+        # on the twin, a hold is cleared after the episode's reset (training goes on); a robot's
+        # operator clears it (robot-rl calibrate, or the services) and the actor waits meanwhile
+        self.resume_safety = declare(self, "resume_safety", False, "reset + resume the safety node after a reset")
+        self._safety_reset = self.create_client(Trigger, "safety/reset")
+        self._safety_resume = self.create_client(Trigger, "safety/resume")
         if self.served_reward:
             self._reward_request = self.create_publisher(UInt8MultiArray, "reward/request", COMMAND_QOS)
             self.create_subscription(UInt8MultiArray, "reward/reply", self._on_reward_reply, COMMAND_QOS)
@@ -243,7 +250,32 @@ class ActorNode(Node):
 
     # episodes ---------------------------------------------------------------------------------
     def _on_safety_status(self, msg: String) -> None:
-        self._safety_running = msg.data.startswith("RUNNING")
+        running = msg.data.startswith("RUNNING")
+        if self._safety_running and not running and self.actor.in_episode:
+            # the safety node's holds, not our actions, move the arm now: no step of ours after this
+            self.get_logger().warning(f"safety: {msg.data}: the episode ends here")
+            self.actor.request_end()
+        self._safety_running = running
+        if running and self._begin_when_running is not None:
+            first, self._begin_when_running = self._begin_when_running, None
+            self._begin(self._latest if self._latest is not None and self._latest.stamp_ns >= first.stamp_ns else first)
+        elif msg.data.startswith("HOLDING") and self.resume_safety and not self.actor.in_episode:
+            self._resume_safety()
+
+    def _resume_safety(self) -> None:
+        """The twin: after a hold (a force fault, a stop) the reset arm can move again: reset, resume."""
+        if self._resuming:
+            return
+        self._resuming = True
+
+        def resume(future) -> None:
+            self._safety_resume.call_async(Trigger.Request()).add_done_callback(done)
+
+        def done(future) -> None:
+            self._resuming = False
+            self.get_logger().info(f"safety resumed after the reset: {future.result().message}")
+
+        self._safety_reset.call_async(Trigger.Request()).add_done_callback(resume)
 
     def _request_first_reset(self) -> None:
         if self._reset.service_is_ready() and self._safety_running:
@@ -275,6 +307,11 @@ class ActorNode(Node):
 
     def _begin(self, message: ObservationMessage) -> None:
         self._first_stamp = None
+        if not self._safety_running:  # an episode the safety node would hold: once it runs again
+            self._begin_when_running = message
+            if self.resume_safety:
+                self._resume_safety()
+            return
         episode = self.actor.start_episode()
         self.get_logger().info(f"{episode} starts at {message.stamp_ns} ns", throttle_duration_sec=5.0)
         self._tick(message)

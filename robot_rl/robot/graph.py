@@ -86,6 +86,7 @@ def graph_nodes(config: Config, overrides: list[str]) -> list[NodeSpec]:
                 parameters["reset_service"] = ros.reset_service
                 parameters["policy"] = ros.actor_policy
                 parameters["success_marks"] = ros.success_marks_end_episodes
+                parameters["resume_safety"] = ros.twin  # a hold ends the episode; the twin's reset clears it
                 parameters["pace_hz"] = config.sim.control_hz if lockstep and ros.wall_clock_pace else 0.0
                 # in lockstep only the learner's pace can hold the twin back (actor_node.py)
                 parameters["max_lead_steps"] = config.train.max_actor_lead if lockstep else 0

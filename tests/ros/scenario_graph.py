@@ -147,3 +147,26 @@ def test_a_safety_hold_while_the_actor_waits_for_the_learner_does_not_stall_the_
         taker.join(timeout=20.0)
         assert len(taken) == 30, f"the graph stalled: {len(taken)} of 30 steps after the hold"
         assert actor.counters.steps > before
+
+
+def test_a_safety_hold_ends_the_episode_and_on_the_twin_the_next_one_starts_after_its_reset(ros):
+    """Steps after a hold would record the policy's actions while the safety node's holds moved the
+    arm: the episode ends there; the twin's reset clears the hold (the actor resets and resumes the
+    safety node) and training goes on."""
+    overrides = ["sim=state", "task=reach", "train.transport=ros"]
+    config = load_config(overrides)
+    learner = RosActors(config.agent, list(config.ros.namespaces))
+    operator = Node("operator")
+    with running_graph(config, overrides, extra_nodes=(learner, operator)) as nodes:
+        safety = next(n for n in nodes if type(n).__name__ == "SafetyNode")
+        first = [learner.get() for _ in range(5)]
+        call(operator, "safety/stop")
+        later = [learner.get() for _ in range(20)]
+        status = safety.filter.status
+    assert all(s.episode == first[0].episode for s in first)
+    ended = [s for s in later if s.episode == first[0].episode]
+    assert ended and ended[-1].truncated and not ended[-1].terminated  # the hold ended it
+    assert len(ended) <= 2  # the step under way, at most: none of the held ones
+    resumed = [s for s in later if s.episode != first[0].episode]
+    assert resumed and resumed[0].step == 0, "no new episode after the hold"
+    assert status.startswith("RUNNING"), status
