@@ -109,7 +109,9 @@ class ActorNode(Node):
             self, "max_lead_steps", 0, "wait while this many steps ahead of the learner (lockstep); 0: never wait"
         )
         pace_hz = declare(self, "pace_hz", 0.0, "act at most at this rate of the wall clock; 0: as observations come")
-        self._paced: ObservationMessage | None = None  # waiting for the pace timer's next tick
+        # Waits (the pace timer's next tick, the learner, the safety node) are flags: whatever ends
+        # one acts on the newest observation, _latest.
+        self._waiting_for_pace = False
         self._pace_timer = None
         if pace_hz > 0:
             steady = Clock(clock_type=ClockType.STEADY_TIME)
@@ -139,7 +141,7 @@ class ActorNode(Node):
         self._lock = threading.Lock()  # the teleop state, written and read on different threads
         self._safety_running = False  # episodes start only while the safety node lets commands through
         self._reset_pending = False  # a reset was asked and has not answered
-        self._begin_when_running: ObservationMessage | None = None  # an episode waiting for the safety node
+        self._begin_when_running = False  # an episode waiting for the safety node
         self._resuming = False  # safety/reset and safety/resume asked, not yet answered
         self._first_stamp: int | None = None  # after a reset: the stamp from which the episode starts
         self._latest: ObservationMessage | None = None
@@ -256,9 +258,9 @@ class ActorNode(Node):
             self.get_logger().warning(f"safety: {msg.data}: the episode ends here")
             self.actor.request_end()
         self._safety_running = running
-        if running and self._begin_when_running is not None:
-            first, self._begin_when_running = self._begin_when_running, None
-            self._begin(self._latest if self._latest is not None and self._latest.stamp_ns >= first.stamp_ns else first)
+        if running and self._begin_when_running:
+            self._begin_when_running = False
+            self._begin(self._latest)
         elif msg.data.startswith("HOLDING") and self.resume_safety and not self.actor.in_episode:
             self._resume_safety()
 
@@ -306,9 +308,10 @@ class ActorNode(Node):
         return self._latest.stamp_ns if self._latest is not None else -1
 
     def _begin(self, message: ObservationMessage) -> None:
+        """Start an episode at `message`, the newest observation."""
         self._first_stamp = None
         if not self._safety_running:  # an episode the safety node would hold: once it runs again
-            self._begin_when_running = message
+            self._begin_when_running = True
             if self.resume_safety:
                 self._resume_safety()
             return
@@ -318,10 +321,10 @@ class ActorNode(Node):
 
     def _on_episode_observation(self, message: ObservationMessage, paced: bool = False) -> None:
         if self._pace_timer is not None and not paced:
-            self._paced = message
+            self._waiting_for_pace = True
             return
         if self._ahead_of_learner():
-            self._waiting_for_learner = True  # _latest is what we act on when the learner catches up
+            self._waiting_for_learner = True
             return
         if self.served_reward and self.actor.open_step() is not None:
             self._ask_reward(message)  # the tick waits for the reply
@@ -334,9 +337,9 @@ class ActorNode(Node):
         return self.max_lead_steps > 0 and self._untaken is not None and len(self._untaken) >= self.max_lead_steps
 
     def _on_pace_tick(self) -> None:
-        waiting, self._paced = self._paced, None
-        if waiting is not None and waiting is self._latest and self.actor.in_episode:
-            self._on_episode_observation(waiting, paced=True)
+        if self._waiting_for_pace and self.actor.in_episode:
+            self._waiting_for_pace = False
+            self._on_episode_observation(self._latest, paced=True)
 
     def _on_learner_consumed(self, msg: Header) -> None:
         taken = convert.time_ns(msg.stamp)
@@ -346,7 +349,7 @@ class ActorNode(Node):
             self._untaken.popleft()
         if self._waiting_for_learner and not self._ahead_of_learner():
             self._waiting_for_learner = False
-            if self.actor.in_episode and self._latest is not None:
+            if self.actor.in_episode:
                 self._on_episode_observation(self._latest)
 
     # the reward server ------------------------------------------------------------------------

@@ -314,18 +314,19 @@ class Trainer:
             if self.reward_model is not None:
                 reward, terminated = self._learned_reward(next_obs, action)
             self.online.add(obs, action, reward, next_obs, terminated, truncated)
+            counted = reward  # what the episode's return counts for this step
             if decision is not None and decision.started and self.config.hil.penalises_interventions:
                 # RLIF: the penalty belongs to the policy's action that made the human step in, not
                 # to the human's correction (stored above, unpenalised). A transition of its own,
                 # terminal: the policy's trajectory ends where the human takes over.
                 penalty, _ = self._learned_reward(next_obs, policy_action, intervention_start=True)
                 self.online.add(obs, policy_action, penalty, next_obs, True, False)
-                episode_return += penalty - reward  # the return counts the penalty, not its task part twice
+                counted = penalty  # the penalty, with the step's task reward once
             if intervened and self.config.hil.interventions_as_demos:
                 self.demos.add(obs, action, reward, next_obs, terminated, truncated)
             if self.reward_updates is not None:
                 self.reward_updates.record(next_obs, info, terminated or truncated)
-            obs, episode_return = next_obs, episode_return + reward
+            obs, episode_return = next_obs, episode_return + counted
             if terminated or truncated:
                 episode_ends.append((bool(info["success"]), bool(terminated), episode_return))
                 self.writer.add_scalar("charts/episode_return", episode_return, self.step)
