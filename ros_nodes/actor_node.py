@@ -79,7 +79,7 @@ from std_srvs.srv import Trigger
 from robot_rl import spec
 from robot_rl.agents import make_agent
 from robot_rl.config import Config
-from robot_rl.robot.actor import EpisodeActor, operator_reward, oracle_reward
+from robot_rl.robot.actor import EpisodeActor, StepReward, operator_reward, oracle_reward
 from robot_rl.robot.config import ACTOR_POLICIES
 from robot_rl.robot.messages import ObservationMessage, RewardReplyMessage, RewardRequestMessage, WeightsMessage
 from robot_rl.spec import ACTION_DIM, flatten_state
@@ -354,8 +354,8 @@ class ActorNode(Node):
 
     # the reward server ------------------------------------------------------------------------
     def _ask_reward(self, message: ObservationMessage) -> None:
-        action, intervention_start = self.actor.open_step()
-        request = RewardRequestMessage(message.stamp_ns, message.obs, action, intervention_start)
+        action, policy_action, intervention_start = self.actor.open_step()
+        request = RewardRequestMessage(message.stamp_ns, message.obs, action, policy_action, intervention_start)
         self._awaiting_reward, self._asked_at = message, self._now()
         self._reward_request.publish(convert.tree_to_blob(request.to_tree()))
 
@@ -376,11 +376,11 @@ class ActorNode(Node):
         self._awaiting_reward, self._served = None, reply
         self._tick(awaiting)
 
-    def _take_served_reward(self, message: ObservationMessage, action: np.ndarray) -> tuple[float, bool]:
+    def _take_served_reward(self, message: ObservationMessage, action: np.ndarray) -> StepReward:
         reply, self._served = self._served, None
         if reply is None or reply.stamp_ns != message.stamp_ns:
             raise RuntimeError(f"no reward from the reward server for the observation at {message.stamp_ns} ns")
-        return reply.reward, reply.success
+        return StepReward(reply.reward, reply.success, reply.start_reward)
 
     def _ask_again_if_unanswered(self) -> None:
         if self._awaiting_reward is not None and self._now() - self._asked_at > self._timeout():

@@ -5,7 +5,8 @@ device it is given (ros.reward_server.device: the GPU where there is one).
 Topics, for each robot namespace in ros.namespaces (one server serves them all)
   subscribed  <ns>/reward/request  std_msgs/UInt8MultiArray, a RewardRequestMessage
                                    (robot_rl/robot/messages.py): the observation a step led to,
-                                   its action and whether an intervention started with it
+                                   the executed and the policy's actions and whether an
+                                   intervention started with the step (then both are scored)
   published   <ns>/reward/reply    std_msgs/UInt8MultiArray, a RewardReplyMessage for the same stamp
 Both RELIABLE, depth 10: an actor has one request out at a time.
 
@@ -17,6 +18,7 @@ The replies are published from the batching worker's thread as each batch comple
 
 from __future__ import annotations
 
+import math
 from concurrent.futures import Future
 
 import torch
@@ -48,6 +50,11 @@ class RewardServerNode(Node):
                 f"reward: {self.config.reward.name!r} is the twin's oracle; the reward server serves reward models"
             )
         check_reward_cameras(model, self.config.sim.cameras)
+        if settings.max_batch < 2:
+            raise ConfigError(
+                f"ros.reward_server.max_batch: must be >= 2 (a step where an intervention starts "
+                f"scores two actions), got {settings.max_batch}"
+            )
         self.model, self.device = model, torch.device(settings.device)
         # One thread for torch on a CPU: its default pool of spinning workers starves the graph's
         # other nodes on a small machine; a GPU does the work anyway.
@@ -77,13 +84,22 @@ class RewardServerNode(Node):
             self.bad_requests += 1
             self.get_logger().error(f"{namespace}/reward/request dropped: {error}")
             return
+        # Row 0 scores the executed action. Where the operator took over, row 1 scores the policy's
+        # action with the start: RLIF's penalty is the policy's, not the correction's.
+        rows = [(request.action, False)]
+        if request.intervention_start:
+            rows.append((request.policy_action, True))
         try:
-            inputs = RewardInput.from_observation(request.obs, self.model.cameras, request.action, self.device)
-            inputs.intervention_start[0] = request.intervention_start
+            inputs = RewardInput.concatenate(
+                [
+                    RewardInput.from_observation(request.obs, self.model.cameras, action, self.device, start)
+                    for action, start in rows
+                ]
+            )
             future = self.server.submit(inputs)
         except (KeyError, ValueError, TypeError, RuntimeError) as error:  # a missing camera, a closed server
             self.bad_requests += 1
-            self._reply(namespace, RewardReplyMessage(request.stamp_ns, float("nan"), False, f"not scored: {error}"))
+            self._reply(namespace, RewardReplyMessage(request.stamp_ns, math.nan, False, error=f"not scored: {error}"))
             return
         future.add_done_callback(lambda done: self._on_scored(done, namespace, request.stamp_ns))
 
@@ -91,11 +107,12 @@ class RewardServerNode(Node):
         error = future.exception()
         if error is not None:
             self.get_logger().error(f"the reward model failed on {namespace}'s step at {stamp_ns} ns: {error}")
-            self._reply(namespace, RewardReplyMessage(stamp_ns, float("nan"), False, f"model failed: {error}"))
+            self._reply(namespace, RewardReplyMessage(stamp_ns, math.nan, False, error=f"model failed: {error}"))
             return
         output = future.result()
         success = bool(output.success[0]) if output.success is not None else False
-        self._reply(namespace, RewardReplyMessage(stamp_ns, float(output.reward[0]), success))
+        start_reward = float(output.reward[1]) if len(output.reward) > 1 else math.nan
+        self._reply(namespace, RewardReplyMessage(stamp_ns, float(output.reward[0]), success, start_reward))
 
     def _reply(self, namespace: str, reply: RewardReplyMessage) -> None:
         self._replies[namespace].publish(convert.tree_to_blob(reply.to_tree()))

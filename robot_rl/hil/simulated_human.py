@@ -26,9 +26,12 @@ The model, and why each parameter is there:
   hand-back   a person corrects and lets go, to see whether the policy now copes: one intervention
               lasts takeover_steps, then the policy drives again and both triggers start afresh.
   budget      a person's attention is finite, and a benchmark compares methods at equal human effort:
-              at most budget_steps_per_episode intervened steps per episode (0: none) and
-              budget_total over the run (None: unlimited). An intervention that runs out of budget
-              ends there; none starts without budget.
+              at most budget_steps_per_episode intervened steps per episode (0: none, None:
+              unlimited) and budget_total over the run (None: unlimited). An intervention that runs
+              out of budget ends there; none starts without budget. Where the intervention is the
+              reward (RLIF) a per-episode budget makes it depend on what the episode spent before,
+              which the state does not show: the same wrong step is -1 early in an episode and 0
+              once the budget is gone, so configs/hil/rlif.yaml leaves it unlimited.
 The expert is asked every step, intervening or not, because its state machine follows the episode.
 All randomness is the noise, from a generator seeded with `seed`: a run is reproducible.
 An episode boundary (reset()) ends any intervention and pending decision.
@@ -76,7 +79,7 @@ class SimulatedHumanConfig:
     reaction_delay_steps: int = 1  # policy steps between the deciding step and the takeover
     takeover_steps: int = 8  # one intervention's length, then hand back
     noise_std: float = 0.1  # on the human's action, before clipping to [-1, 1]
-    budget_steps_per_episode: int = 40  # intervened steps per episode; 0: no interventions
+    budget_steps_per_episode: int | None = 40  # intervened steps per episode; 0: none; None: unlimited
     budget_total: int | None = None  # intervened steps over the run; None: unlimited
     seed: int = 0
 
@@ -96,7 +99,6 @@ class SimulatedHumanConfig:
             ("stuck_steps", 0),
             ("reaction_delay_steps", 0),
             ("takeover_steps", 1),
-            ("budget_steps_per_episode", 0),
             ("seed", 0),
         ):
             value = getattr(self, name)
@@ -109,11 +111,13 @@ class SimulatedHumanConfig:
         for name in ("stuck_distance", "noise_std"):
             value = getattr(self, name)
             _check(math.isfinite(value) and value >= 0, f"{key}.{name}", f"must be >= 0, got {value}")
-        _check(
-            self.budget_total is None or (_is_int(self.budget_total) and self.budget_total >= 0),
-            f"{key}.budget_total",
-            f"must be an integer >= 0 or null (unlimited), got {self.budget_total!r}",
-        )
+        for name in ("budget_steps_per_episode", "budget_total"):
+            value = getattr(self, name)
+            _check(
+                value is None or (_is_int(value) and value >= 0),
+                f"{key}.{name}",
+                f"must be an integer >= 0 or null (unlimited), got {value!r}",
+            )
 
 
 @dataclass(frozen=True)
@@ -249,9 +253,11 @@ class SimulatedHuman:
         self._streak_progress: float | None = None  # the task's progress when the deviating streak began
         self._positions: deque[np.ndarray] = deque(maxlen=self.config.stuck_steps + 1)
 
-    def _budget_left(self) -> int:
+    def _budget_left(self) -> float:  # inf: unlimited
         c = self.config
-        left = c.budget_steps_per_episode - self._episode_intervened
+        left = math.inf
+        if c.budget_steps_per_episode is not None:
+            left = c.budget_steps_per_episode - self._episode_intervened
         if c.budget_total is not None:
             left = min(left, c.budget_total - self.total_intervened_steps)
         return left

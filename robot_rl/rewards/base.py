@@ -38,15 +38,34 @@ class RewardInput:
 
     @staticmethod
     def from_observation(
-        obs: Mapping, cameras: Sequence[str], action: np.ndarray, device: torch.device | str = "cpu"
+        obs: Mapping,
+        cameras: Sequence[str],
+        action: np.ndarray,
+        device: torch.device | str = "cpu",
+        intervention_start: bool = False,
     ) -> RewardInput:
-        """A batch of one: the env-spec observation an action led to, with no human intervention."""
+        """A batch of one: the env-spec observation an action led to; `intervention_start`: a human
+        took over after this action (RLIF's penalty)."""
         images = {cam: np.ascontiguousarray(obs["images"][cam]) for cam in cameras}
         return RewardInput(
             state=torch.as_tensor(flatten_state(obs["state"]), device=device)[None],
             images={cam: torch.as_tensor(frame, device=device)[None] for cam, frame in images.items()},
             action=torch.as_tensor(action, dtype=torch.float32, device=device)[None],
-            intervention_start=torch.zeros(1, dtype=torch.bool, device=device),
+            intervention_start=torch.full((1,), intervention_start, dtype=torch.bool, device=device),
+        )
+
+    @staticmethod
+    def concatenate(inputs: Sequence[RewardInput]) -> RewardInput:
+        """One RewardInput of all the inputs' observations (of one layout), in order."""
+
+        def cat(tensors: list[torch.Tensor | None]) -> torch.Tensor | None:
+            return None if tensors[0] is None else torch.cat(tensors)
+
+        return RewardInput(
+            state=cat([r.state for r in inputs]),
+            images={cam: cat([r.images[cam] for r in inputs]) for cam in inputs[0].images},
+            action=cat([r.action for r in inputs]),
+            intervention_start=cat([r.intervention_start for r in inputs]),
         )
 
 

@@ -170,7 +170,7 @@ class RewardServer:
         sizes = [len(request.inputs) for request in batch]
         try:
             with torch.no_grad():  # grad mode is per thread: the callers' setting does not reach here
-                output = self.model.score(_concatenate([request.inputs for request in batch]))
+                output = self.model.score(RewardInput.concatenate([request.inputs for request in batch]))
             parts = _split(output, sizes)
         except Exception as error:  # the model's failure belongs to this batch's requests, not the server
             with self._cond:
@@ -219,21 +219,6 @@ def _check_request(inputs: RewardInput, max_batch: int) -> tuple:
         tuple(sorted((cam, describe(images)) for cam, images in inputs.images.items())),
         describe(inputs.action),
         describe(inputs.intervention_start),
-    )
-
-
-def _concatenate(requests: list[RewardInput]) -> RewardInput:
-    """One RewardInput of all the requests' observations (of one layout), in request order."""
-
-    def cat(tensors: list[torch.Tensor | None]) -> torch.Tensor | None:
-        return None if tensors[0] is None else torch.cat(tensors)
-
-    first = requests[0]
-    return RewardInput(
-        state=cat([r.state for r in requests]),
-        images={cam: cat([r.images[cam] for r in requests]) for cam in first.images},
-        action=cat([r.action for r in requests]),
-        intervention_start=cat([r.intervention_start for r in requests]),
     )
 
 

@@ -11,10 +11,12 @@ decides what to do lives here, with no rclpy, so it is tested without DDS:
                   intervention begun between episodes (while the robot resets) is ignored until
                   released: the reset's motion is not the operator's, nor a correction; before
                   `random_steps` steps in all (the learner's `learning_starts`) a uniform random one.
-  the reward      `reward_fn(next_obs_message, action) -> (reward, success)`: the twin's oracle
+  the reward      `reward_fn(next_obs_message, action) -> StepReward`: the twin's oracle
                   (privileged ground truth passed through by the aggregator) or a reward model's
                   score, which the node fetches from the reward server before the tick (what it
-                  needs for the request: `open_step`).
+                  needs for the request: `open_step`). Where the operator took over with the step,
+                  the step says so and carries the server's score of the policy's action with the
+                  intervention start (RLIF's penalty: the learner stores it as the policy's).
   episode ends    terminated: success when the task ends episodes on success; truncated: the
                   task's step limit, the twin truncating (physics diverged), or the operator's
                   end-episode key. After the last step the actor waits for a reset.
@@ -24,9 +26,11 @@ decides what to do lives here, with no rclpy, so it is tested without DDS:
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -34,25 +38,33 @@ from robot_rl.robot.messages import ObservationMessage, StepMessage
 from robot_rl.spec import ACTION_DIM
 
 Policy = Callable[[dict], np.ndarray]  # spec observation -> float32[7]
-RewardFn = Callable[[ObservationMessage, np.ndarray], tuple[float, bool]]  # (next obs, action) -> (reward, success)
 
 
-def oracle_reward(message: ObservationMessage, action: np.ndarray) -> tuple[float, bool]:
+class StepReward(NamedTuple):
+    reward: float  # the executed action's
+    success: bool
+    start_reward: float = math.nan  # the policy's action with an intervention start; NaN: not scored
+
+
+RewardFn = Callable[[ObservationMessage, np.ndarray], StepReward]  # (next obs, executed action)
+
+
+def oracle_reward(message: ObservationMessage, action: np.ndarray) -> StepReward:
     """The twin's ground truth for the observation an action led to (labelled an oracle in logs)."""
     if not message.privileged:
         raise ValueError(
             "oracle reward: the observation carries no privileged ground truth (the twin's sim/privileged); "
             "on a real robot use a learned reward"
         )
-    return float(message.privileged["reward"]), bool(message.privileged["success"])
+    return StepReward(float(message.privileged["reward"]), bool(message.privileged["success"]))
 
 
-def operator_reward(message: ObservationMessage, action: np.ndarray) -> tuple[float, bool]:
+def operator_reward(message: ObservationMessage, action: np.ndarray) -> StepReward:
     """While an operator records demos or labels (the actor holding still otherwise): the twin's
     ground truth where the observation carries it, else none. The operator's success mark labels the
     episode, and a learned reward relabels the demos where they are used, so no reward model (which
     may not be trained yet) has to run."""
-    return oracle_reward(message, action) if message.privileged else (0.0, False)
+    return oracle_reward(message, action) if message.privileged else StepReward(0.0, False)
 
 
 @dataclass
@@ -94,13 +106,14 @@ class EpisodeActor:
     def in_episode(self) -> bool:
         return self._episode is not None
 
-    def open_step(self) -> tuple[np.ndarray, bool] | None:
-        """The step the next observation closes: (the action executed, whether an intervention
-        started with it); None when the next observation opens the episode (nothing to reward)."""
+    def open_step(self) -> tuple[np.ndarray, np.ndarray, bool] | None:
+        """The step the next observation closes: (the action executed, the policy's, whether an
+        intervention started with it); None when the next observation opens the episode (nothing
+        to reward)."""
         if self._episode is None or self._last is None:
             return None
-        intervened = self._last[3]
-        return self._last[1], intervened and not self._previous_intervened
+        _, action, policy_action, intervened = self._last
+        return action, policy_action, intervened and not self._previous_intervened
 
     def start_episode(self) -> str:
         """The next observation is the first of a new episode (call after the robot was reset)."""
@@ -162,7 +175,8 @@ class EpisodeActor:
 
     def _close_step(self, next_message: ObservationMessage) -> StepMessage:
         message, action, policy_action, intervened = self._last
-        reward, success = self.reward_fn(next_message, action)
+        intervention_start = intervened and not self._previous_intervened
+        reward, success, start_reward = self.reward_fn(next_message, action)
         self._success = self._success or success
         self._step += 1
         self.counters.steps += 1
@@ -187,4 +201,6 @@ class EpisodeActor:
             terminated=terminated,
             truncated=truncated,
             success=self._success,
+            intervention_start=intervention_start,
+            start_reward=float(start_reward) if intervention_start else math.nan,
         )

@@ -13,21 +13,30 @@ observation   aggregator -> actor, one per control tick
 step          actor -> learner and recorder, one per executed control step
     {"episode": str, "step": int, "stamp_ns": int, "obs": ..., "action": float32[7] executed,
      "policy_action": float32[7], "intervened": bool, "reward": float, "next_obs": ...,
-     "terminated": bool, "truncated": bool, "success": bool}
+     "terminated": bool, "truncated": bool, "success": bool, "intervention_start": bool,
+     "start_reward": float}
     `action` is what the robot was commanded (the operator's while intervening), `policy_action`
     what the policy proposed; `success` is the episode's success label as known at that step.
+    `intervention_start`: the operator took over with this step. RLIF's penalty belongs to the
+    policy's action the operator stepped in on, not to the correction that was executed, so
+    `reward` scores the executed action as any step, and `start_reward` the policy's action with
+    the intervention start (the reward server's; NaN where no learned reward scored one): the
+    learner stores that as a terminal transition of its own, as it does in-process.
 weights       learner -> actors
     {"version": int, "agent": the agent's policy state (tensors), "agent_config": JSON string}
 reward request   actor -> reward server, when a step closes and the reward is a learned model
     {"stamp_ns": int, "obs": the observation the action led to, "action": float32[7] executed,
-     "intervention_start": bool (an intervention began with this action: RLIF's penalty)}
+     "policy_action": float32[7], "intervention_start": bool (the operator took over with it)}
 reward reply     reward server -> actor, for the request of the same stamp
-    {"stamp_ns": int, "reward": float, "success": bool (the model's success decision; False for
-     models that make none), "error": str ("" when scored; else why not, and reward is NaN)}
+    {"stamp_ns": int, "reward": float (the executed action's), "success": bool (the model's
+     success decision; False for models that make none), "start_reward": float (where the request
+     started an intervention: the policy's action scored with the start, RLIF's penalty; else
+     NaN), "error": str ("" when scored; else why not, and the rewards are NaN)}
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,6 +119,8 @@ class StepMessage:
     terminated: bool
     truncated: bool
     success: bool
+    intervention_start: bool = False
+    start_reward: float = math.nan
 
     def to_tree(self) -> dict:
         return dict(self.__dict__)
@@ -124,6 +135,9 @@ class StepMessage:
         message.policy_action = _check_action(message.policy_action, "step.policy_action")
         if not np.isfinite(message.reward):
             raise ValueError(f"step.reward: not finite: {message.reward}")
+        message.intervention_start, message.start_reward = bool(message.intervention_start), float(message.start_reward)
+        if message.intervention_start and not message.intervened:
+            raise ValueError("step.intervention_start: set on a step the operator did not execute")
         return message
 
 
@@ -146,6 +160,7 @@ class RewardRequestMessage:
     stamp_ns: int
     obs: dict
     action: np.ndarray
+    policy_action: np.ndarray
     intervention_start: bool
 
     def to_tree(self) -> dict:
@@ -157,6 +172,7 @@ class RewardRequestMessage:
         message.stamp_ns = int(message.stamp_ns)
         check_observation(message.obs, "reward request.obs")
         message.action = _check_action(message.action, "reward request.action")
+        message.policy_action = _check_action(message.policy_action, "reward request.policy_action")
         message.intervention_start = bool(message.intervention_start)
         return message
 
@@ -166,6 +182,7 @@ class RewardReplyMessage:
     stamp_ns: int
     reward: float
     success: bool
+    start_reward: float = math.nan
     error: str = ""
 
     def to_tree(self) -> dict:
@@ -175,6 +192,7 @@ class RewardReplyMessage:
     def from_tree(cls, tree: Any) -> RewardReplyMessage:
         message = cls(**{name: _get(tree, name, "reward reply") for name in cls.__dataclass_fields__})
         message.stamp_ns, message.reward = int(message.stamp_ns), float(message.reward)
+        message.start_reward = float(message.start_reward)
         message.success, message.error = bool(message.success), str(message.error)
         if not message.error and not np.isfinite(message.reward):
             raise ValueError(f"reward reply: reward not finite: {message.reward}")

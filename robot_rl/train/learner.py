@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import queue
 import threading
 import time
@@ -359,9 +360,20 @@ class Trainer:
                 if step is None:
                     break
                 self.online.add(step.obs, step.action, step.reward, step.next_obs, step.terminated, step.truncated)
+                counted = step.reward
+                if step.intervention_start and self.config.hil.penalises_interventions:
+                    # RLIF, as in _train_sync: the penalty is the policy's action's, terminal
+                    if not math.isfinite(step.start_reward):
+                        raise RuntimeError(
+                            f"{step.episode} step {step.step}: an intervention started but no reward "
+                            "scored the policy's action (hil.mode penalises interventions: the reward "
+                            "server scores them)"
+                        )
+                    self.online.add(step.obs, step.policy_action, step.start_reward, step.next_obs, True, False)
+                    counted = step.start_reward
                 if step.intervened:  # the operator's actions are demonstrations too (HIL-SERL)
                     self.demos.add(step.obs, step.action, step.reward, step.next_obs, step.terminated, step.truncated)
-                returns[step.episode] = returns.get(step.episode, 0.0) + step.reward
+                returns[step.episode] = returns.get(step.episode, 0.0) + counted
                 if step.terminated or step.truncated:
                     episode_ends.append((bool(step.success), bool(step.terminated), returns.pop(step.episode)))
                 self.step += 1
@@ -396,8 +408,9 @@ class Trainer:
         """The reward model's reward for the observation an action led to, and whether its success
         decision ends the episode (when the task ends episodes on success). `intervention_start`:
         the human took over after the policy proposed this action (RLIF's penalty)."""
-        inputs = RewardInput.from_observation(next_obs, self.reward_model.cameras, action, self.device)
-        inputs.intervention_start[0] = intervention_start
+        inputs = RewardInput.from_observation(
+            next_obs, self.reward_model.cameras, action, self.device, intervention_start
+        )
         reward, terminated = self._score(self.reward_model, inputs)
         return float(reward[0]), bool(terminated[0])
 

@@ -233,6 +233,14 @@ def test_the_total_budget_holds_over_episodes():
     assert human.total_intervened_steps == 12 and human.interventions == 3
 
 
+def test_an_unlimited_episode_budget_keeps_intervening():
+    human = make_human(budget_steps_per_episode=None, takeover_steps=8)
+    decisions = run(human, DEVIATING, 100)
+    # deviating throughout: 3 steps to decide and react, 8 taken over, again and again
+    assert intervening(decisions) == ([False] * 3 + [True] * 8) * 9 + [False]
+    assert human.episode_stats == EpisodeStats(steps=100, intervened_steps=72, interventions=9)
+
+
 @pytest.mark.parametrize("fields", [{"budget_steps_per_episode": 0}, {"budget_total": 0}])
 def test_no_budget_or_disabled_never_intervenes(fields):
     assert not any(intervening(run(make_human(**fields), DEVIATING, 30, moving=False)))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from robot_rl.data.tree import tree_from_bytes, tree_to_bytes
-from robot_rl.robot.actor import EpisodeActor, operator_reward, oracle_reward
+from robot_rl.robot.actor import EpisodeActor, StepReward, operator_reward, oracle_reward
 from robot_rl.robot.messages import ObservationMessage, RewardReplyMessage, RewardRequestMessage
 
 POLICY_ACTION = np.full(7, 0.25, np.float32)
@@ -49,17 +49,41 @@ def test_the_operators_action_is_executed_and_stored_and_its_start_is_marked():
     actor.start_episode()
     human = np.full(7, -0.5, np.float32)
     actor.on_observation(observation(1))
-    assert actor.open_step()[1] is False  # the policy acted
+    assert actor.open_step()[2] is False  # the policy acted
     action, _ = actor.on_observation(observation(2), human)
     assert np.array_equal(action, human)
-    assert actor.open_step()[1] is True  # RLIF: the intervention starts with this action
+    assert actor.open_step()[2] is True  # RLIF: the intervention starts with this action
     _, step = actor.on_observation(observation(3), human)
     assert step.intervened and np.array_equal(step.action, human) and np.array_equal(step.policy_action, POLICY_ACTION)
-    assert actor.open_step()[1] is False  # still intervening: it started one step earlier
+    assert actor.open_step()[2] is False  # still intervening: it started one step earlier
     actor.on_observation(observation(4))
     actor.on_observation(observation(5), human)
-    assert actor.open_step()[1] is True  # a second intervention
+    assert actor.open_step()[2] is True  # a second intervention
     assert actor.counters.intervened_steps == 2
+
+
+def test_a_step_that_starts_an_intervention_carries_the_policys_penalised_reward():
+    """RLIF over ROS: the reward server scores the executed (human's) action and, where the
+    intervention starts, the policy's with the start; the step carries both to the learner."""
+    asked = []
+
+    def served(message, action):
+        asked.append(action)
+        return StepReward(0.5, False, start_reward=-1.0)
+
+    actor = EpisodeActor(lambda obs: POLICY_ACTION, served, max_episode_steps=10, terminate_on_success=True)
+    actor.start_episode()
+    human = np.full(7, -0.5, np.float32)
+    actor.on_observation(observation(1), human)
+    executed, policy, started = actor.open_step()
+    assert np.array_equal(executed, human) and np.array_equal(policy, POLICY_ACTION) and started
+    _, first = actor.on_observation(observation(2), human)
+    _, second = actor.on_observation(observation(3))
+    assert first.intervention_start and first.reward == 0.5 and first.start_reward == -1.0
+    assert np.array_equal(first.action, human) and np.array_equal(first.policy_action, POLICY_ACTION)
+    # the intervention's later steps and the policy's own carry no start and no penalty
+    assert not second.intervention_start and np.isnan(second.start_reward)
+    assert np.array_equal(asked[0], human)
 
 
 def test_random_steps_first_then_the_policy():
@@ -112,10 +136,10 @@ def test_oracle_reward_needs_the_twins_ground_truth():
 
 
 def test_an_operators_reward_is_the_twins_truth_where_there_is_one_else_none():
-    assert operator_reward(observation(1, reward=1.0, success=True), POLICY_ACTION) == (1.0, True)
+    assert operator_reward(observation(1, reward=1.0, success=True), POLICY_ACTION) == StepReward(1.0, True)
     on_a_robot = observation(2, reward=1.0, success=True)
     on_a_robot.privileged = {}
-    assert operator_reward(on_a_robot, POLICY_ACTION) == (0.0, False)
+    assert operator_reward(on_a_robot, POLICY_ACTION) == StepReward(0.0, False)
 
 
 # --- reward request / reply -------------------------------------------------------------------
@@ -125,24 +149,35 @@ def round_trip(message):
 
 def test_reward_messages_round_trip():
     obs = observation(7).obs
-    request = round_trip(RewardRequestMessage(7, obs, POLICY_ACTION, True))
+    human = np.full(7, -0.5, np.float32)
+    request = round_trip(RewardRequestMessage(7, obs, human, POLICY_ACTION, True))
     assert request.stamp_ns == 7 and request.intervention_start is True
-    assert np.array_equal(request.action, POLICY_ACTION)
+    assert np.array_equal(request.action, human) and np.array_equal(request.policy_action, POLICY_ACTION)
     assert np.array_equal(request.obs["state"]["wrench"], obs["state"]["wrench"])
-    reply = round_trip(RewardReplyMessage(7, -0.25, True))
-    assert (reply.stamp_ns, reply.reward, reply.success, reply.error) == (7, -0.25, True, "")
-    failed = round_trip(RewardReplyMessage(8, float("nan"), False, "model failed: boom"))
-    assert np.isnan(failed.reward) and failed.error == "model failed: boom"
+    reply = round_trip(RewardReplyMessage(7, -0.25, True, start_reward=-1.25))
+    assert (reply.stamp_ns, reply.reward, reply.success, reply.start_reward, reply.error) == (7, -0.25, True, -1.25, "")
+    failed = round_trip(RewardReplyMessage(8, float("nan"), False, error="model failed: boom"))
+    assert np.isnan(failed.reward) and np.isnan(failed.start_reward) and failed.error == "model failed: boom"
 
 
 def test_bad_reward_messages_name_the_field():
     obs = observation(7).obs
     with pytest.raises(ValueError, match="reward request.action"):
-        RewardRequestMessage.from_tree({"stamp_ns": 1, "obs": obs, "action": [0.0] * 6, "intervention_start": False})
+        RewardRequestMessage.from_tree(
+            {"stamp_ns": 1, "obs": obs, "action": [0.0] * 6, "policy_action": POLICY_ACTION, "intervention_start": False}
+        )
+    with pytest.raises(ValueError, match="reward request.policy_action"):
+        RewardRequestMessage.from_tree(
+            {"stamp_ns": 1, "obs": obs, "action": POLICY_ACTION, "policy_action": [np.nan] * 7, "intervention_start": 0}
+        )
     with pytest.raises(ValueError, match="no field 'obs'"):
-        RewardRequestMessage.from_tree({"stamp_ns": 1, "action": POLICY_ACTION, "intervention_start": False})
+        RewardRequestMessage.from_tree(
+            {"stamp_ns": 1, "action": POLICY_ACTION, "policy_action": POLICY_ACTION, "intervention_start": False}
+        )
     with pytest.raises(ValueError, match="reward not finite"):
-        RewardReplyMessage.from_tree({"stamp_ns": 1, "reward": float("inf"), "success": False, "error": ""})
+        RewardReplyMessage.from_tree(
+            {"stamp_ns": 1, "reward": float("inf"), "success": False, "start_reward": np.nan, "error": ""}
+        )
 
 
 def test_an_intervention_begun_during_the_reset_is_ignored_until_released():
@@ -151,7 +186,7 @@ def test_an_intervention_begun_during_the_reset_is_ignored_until_released():
     assert not actor.set_intervening(True)  # between episodes: the robot is resetting
     actor.start_episode()
     action, _ = actor.on_observation(observation(1), human)
-    assert np.array_equal(action, POLICY_ACTION) and actor.open_step()[1] is False
+    assert np.array_equal(action, POLICY_ACTION) and actor.open_step()[2] is False
     assert actor.set_intervening(False) and actor.set_intervening(True)  # released, pressed again
     action, step = actor.on_observation(observation(2), human)
-    assert np.array_equal(action, human) and not step.intervened and actor.open_step()[1] is True
+    assert np.array_equal(action, human) and not step.intervened and actor.open_step()[2] is True

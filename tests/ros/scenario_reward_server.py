@@ -126,7 +126,7 @@ class TwoActors(ClientNode):
         self.add(self.replies[namespace], RewardReplyMessage.from_tree(convert.blob_to_tree(msg)))
 
 
-def request(stamp_ns: int, seed: int, images: bool = True) -> UInt8MultiArray:
+def request(stamp_ns: int, seed: int, images: bool = True, intervention_start: bool = False) -> UInt8MultiArray:
     rng = np.random.default_rng(seed)
     state = {
         "tcp_pose": np.array([0.5, 0, 0.2, 1, 0, 0, 0], np.float32),
@@ -135,13 +135,15 @@ def request(stamp_ns: int, seed: int, images: bool = True) -> UInt8MultiArray:
         "wrench": rng.uniform(-30, 30, 12).astype(np.float32),
     }
     obs = {"state": state, "images": {"front": rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)} if images else {}}
-    message = RewardRequestMessage(stamp_ns, obs, np.zeros(7, np.float32), False)
+    human, policy = np.full(7, -0.5, np.float32), np.full(7, 0.5, np.float32)
+    message = RewardRequestMessage(stamp_ns, obs, human, policy, intervention_start)
     return convert.tree_to_blob(message.to_tree())
 
 
 def test_the_server_batches_two_robots_and_answers_what_it_cannot_score(ros, overrides):
-    # a wait long enough that the two robots' requests always share a model call
-    config = load_config([*overrides, "ros.reward_server.max_wait_s=0.5"])
+    # a wait long enough that the two robots' requests always share a model call; hil=both adds
+    # RLIF's intervention penalty (weight 1) to the composite
+    config = load_config([*overrides, "hil=both", "ros.reward_server.max_wait_s=0.5"])
     server, client = RewardServerNode(config), TwoActors()
     executors = []
     for node in (server, client):
@@ -161,6 +163,14 @@ def test_the_server_batches_two_robots_and_answers_what_it_cannot_score(ros, ove
         a, b = client.replies["/robot_a"][0], client.replies["/robot_b"][0]
         assert (a.stamp_ns, b.stamp_ns) == (1000, 2000) and not a.error and not b.error
         assert a.reward != b.reward  # each robot got its own observation's reward back
+        assert np.isnan(a.start_reward) and np.isnan(b.start_reward)  # no intervention started
+
+        # an intervention starts: the executed action scored as any, the policy's with the -1
+        client.requests["/robot_b"].publish(request(2500, seed=2, intervention_start=True))
+        client.wait_for(lambda: len(client.replies["/robot_b"]) == 2, "the intervention's reply", REPLY_TIMEOUT)
+        started = client.replies["/robot_b"].pop()
+        assert started.stamp_ns == 2500 and not started.error
+        assert started.reward == pytest.approx(b.reward) and started.start_reward == pytest.approx(b.reward - 1.0)
 
         # an observation without the camera the model reads: answered with the reason at once
         client.requests["/robot_a"].publish(request(3000, seed=3, images=False))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+import pytest
 
 from robot_rl.config import load_config
 from robot_rl.robot.messages import StepMessage
@@ -81,3 +82,38 @@ def test_steps_from_other_actors_are_stored_and_the_operators_go_to_the_demos_to
     assert actors.pushes and all(v % 5 == 0 for v in actors.pushes)
     stored = trainer.online.action[np.flatnonzero(trainer.online.has_next)]
     np.testing.assert_array_equal(stored, np.stack([s.action for s in steps]))
+
+
+def test_an_operators_intervention_start_penalises_the_policys_action_over_ros(tmp_path, tiny):
+    """RLIF through the graph: the step where the operator took over carries the server's reward
+    for the policy's action with the start; the learner stores it as in-process, a terminal
+    transition of its own beside the executed (human's) step."""
+    config = load_config([*tiny, "hil=rlif"])
+    steps = twin_steps(config, config.train.env_steps, intervened_every=10)
+    policy_action = np.full(ACTION_DIM, 0.5, np.float32)
+    for step in steps:
+        step.reward = 0.0  # what the intervention reward gives any executed step
+        if step.intervened:
+            step.intervention_start, step.start_reward, step.policy_action = True, -1.0, policy_action
+    trainer = Trainer(config, tmp_path / "run")
+    trainer.train(ScriptedActors(steps))
+
+    starts = sum(s.intervention_start for s in steps)
+    rows = np.flatnonzero(trainer.online.has_next)
+    assert len(rows) == config.train.env_steps + starts
+    penalised = np.flatnonzero(trainer.online.reward[rows] == -1.0)  # positions among the stored
+    assert len(penalised) == starts and trainer.online.terminated[rows[penalised]].all()
+    np.testing.assert_array_equal(trainer.online.action[rows[penalised]], np.tile(policy_action, (starts, 1)))
+    # each follows the human's unpenalised step from the same state
+    human = rows[penalised - 1]
+    np.testing.assert_array_equal(trainer.online.state[rows[penalised]], trainer.online.state[human])
+    assert (trainer.online.reward[human] == 0.0).all() and not trainer.online.terminated[human].any()
+
+
+def test_an_intervention_start_without_a_scored_penalty_stops_rlif(tmp_path, tiny):
+    config = load_config([*tiny, "hil=rlif"])
+    steps = twin_steps(config, config.train.env_steps, intervened_every=10)
+    for step in steps:
+        step.intervention_start = step.intervened  # start_reward stays NaN: nothing scored it
+    with pytest.raises(RuntimeError, match="no reward scored the policy's action"):
+        Trainer(config, tmp_path / "run").train(ScriptedActors(steps))
