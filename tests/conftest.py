@@ -1,4 +1,5 @@
-"""Shared fixtures. `tiny`: a learner run small enough for a test: reach, state-only, a few dozen steps, tiny networks."""
+"""Shared fixtures. `tiny`: a learner run small enough for a test (reach, state-only, a few dozen
+steps, tiny networks)."""
 
 from __future__ import annotations
 

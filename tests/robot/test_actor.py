@@ -164,7 +164,13 @@ def test_bad_reward_messages_name_the_field():
     obs = observation(7).obs
     with pytest.raises(ValueError, match="reward request.action"):
         RewardRequestMessage.from_tree(
-            {"stamp_ns": 1, "obs": obs, "action": [0.0] * 6, "policy_action": POLICY_ACTION, "intervention_start": False}
+            {
+                "stamp_ns": 1,
+                "obs": obs,
+                "action": [0.0] * 6,
+                "policy_action": POLICY_ACTION,
+                "intervention_start": False,
+            }
         )
     with pytest.raises(ValueError, match="reward request.policy_action"):
         RewardRequestMessage.from_tree(
