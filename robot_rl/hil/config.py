@@ -2,17 +2,18 @@
 operator (robot_rl/hil/simulated_human.py). The modes (configs/hil/):
 
   off       no interventions
-  hil_serl  HIL-SERL: the human's corrections are demonstrations too (they also go to the demo
-            buffer, sampled 50/50 with online data); the task reward is the configured one
+  hil_serl  HIL-SERL: the task reward is the configured one (on a robot, a learned one)
   rlif      RLIF: the reward is -1 where an intervention starts and 0 otherwise, and nothing else
             (reward=intervention): the policy learns to avoid what makes a person step in. The -1
             goes to the policy's proposed action, in a terminal transition of its own (the policy's
             trajectory ends where the human takes over); the human's correction is stored unpenalised
-  both      interventions as demonstrations and the intervention penalty beside the task reward
-            (reward=composite with an intervention source)
+  both      the task reward and the intervention penalty (reward=composite with an intervention
+            source)
 
-Whatever the mode, an intervened step stores the human's action (what the robot did), and the
-intervention rate and lengths are logged per episode (hil/*).
+Whatever the mode, an intervened step stores the human's action (what the robot did), in the
+online buffer and in the intervention buffer (the demo buffer, sampled 50/50 with online data:
+the corrections are demonstrations), and the intervention rate and lengths are logged per episode
+(hil/*). The modes differ only in the reward.
 """
 
 from __future__ import annotations
@@ -61,10 +62,6 @@ class HilConfig:
         check_choice(self.mode, HIL_MODES, f"{key}.mode")
         self.human.validate(f"{key}.human")
         self.operator.validate(f"{key}.operator")
-
-    @property
-    def interventions_as_demos(self) -> bool:
-        return self.mode in ("hil_serl", "both")
 
     @property
     def penalises_interventions(self) -> bool:

@@ -191,7 +191,8 @@ class Trainer:
             recorded = self._recorded_demos() if c.demo_bags else []
             expected = c.demo_episodes * (config.task.max_episode_steps + 1)
             demo_slots = max(1000, sum(len(ep) + 1 for ep in recorded) or expected)
-            if config.hil.interventions_as_demos:  # room for every step the human may drive
+            # room for every step a person may drive: the simulated human, or an operator over ROS
+            if config.hil.mode != "off" or c.transport == "ros":
                 budget = config.hil.human.budget_total
                 demo_slots += min(c.env_steps, budget if budget is not None else c.env_steps)
             self.demos = ReplayBuffer(
@@ -323,7 +324,7 @@ class Trainer:
                 penalty, _ = self._learned_reward(next_obs, policy_action, intervention_start=True)
                 self.online.add(obs, policy_action, penalty, next_obs, True, False)
                 counted = penalty  # the penalty, with the step's task reward once
-            if intervened and self.config.hil.interventions_as_demos:
+            if intervened:  # the human's corrections go to the intervention (demo) buffer too
                 self.demos.add(obs, action, reward, next_obs, terminated, truncated)
             if self.reward_updates is not None:
                 self.reward_updates.record(next_obs, info, terminated or truncated)
@@ -371,7 +372,7 @@ class Trainer:
                         )
                     self.online.add(step.obs, step.policy_action, step.start_reward, step.next_obs, True, False)
                     counted = step.start_reward
-                if step.intervened:  # the operator's actions are demonstrations too (HIL-SERL)
+                if step.intervened:  # the operator's corrections go to the intervention (demo) buffer too
                     self.demos.add(step.obs, step.action, step.reward, step.next_obs, step.terminated, step.truncated)
                 returns[step.episode] = returns.get(step.episode, 0.0) + counted
                 if step.terminated or step.truncated:

@@ -65,9 +65,11 @@ def test_rlif_rewards_minus_one_exactly_where_interventions_start(tmp_path, tiny
     assert (rewards[penalised - 1] == 0.0).all()
     np.testing.assert_array_equal(trainer.online.state[rows[penalised]], trainer.online.state[rows[penalised - 1]])
     assert not any(np.array_equal(actions[i], actions[i - 1]) for i in penalised)
-    # RLIF: the interventions stay online data only
-    demo_actions, _ = stored(trainer.demos)
-    assert len(demo_actions) <= trainer.config.task.max_episode_steps
+    # the human's corrections are in the intervention (demo) buffer too, unpenalised
+    demo_actions, demo_rewards = stored(trainer.demos)
+    expert_steps = len(demo_actions) - trainer.human.total_intervened_steps
+    assert 0 < expert_steps <= trainer.config.task.max_episode_steps
+    assert (demo_rewards == 0.0).all()
 
 
 def test_without_the_human_nothing_is_intervened(tmp_path, tiny):
