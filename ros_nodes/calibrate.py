@@ -441,14 +441,19 @@ def _has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def _draw_rectangles(frames: Mapping[str, np.ndarray]) -> dict[str, list[float]] | None:
+def _draw_rectangles(
+    frames: Mapping[str, np.ndarray], show: Callable[[], None] | None = None
+) -> dict[str, list[float]] | None:
     """A window with one RectangleSelector per camera; the rectangles drawn when it is closed, or
-    None when matplotlib has no interactive backend after all."""
+    None when matplotlib has no interactive backend after all. `show` blocks while the person
+    draws (default plt.show, until the window is closed)."""
     import matplotlib.pyplot as plt
     from matplotlib.widgets import RectangleSelector
 
-    if plt.get_backend().lower() == "agg":  # pyplot fell back: no GUI toolkit could open the display
-        return None
+    if show is None:
+        if plt.get_backend().lower() == "agg":  # pyplot fell back: no GUI toolkit could open the display
+            return None
+        show = plt.show
     figure, axes = plt.subplots(1, len(frames), squeeze=False, figsize=(6 * len(frames), 5.5))
     figure.suptitle("Drag a rectangle on each frame (it grows to the observation's aspect ratio); then close")
     selectors = {}
@@ -457,7 +462,7 @@ def _draw_rectangles(frames: Mapping[str, np.ndarray]) -> dict[str, list[float]]
         ax.imshow(frame, extent=(0, width, height, 0))  # data coordinates = pixel edges
         ax.set_title(f"{cam} ({width}x{height})")
         selectors[cam] = RectangleSelector(ax, lambda *_: None, interactive=True, useblit=True)
-    plt.show()  # until the window is closed
+    show()
     rectangles = {}
     for cam, selector in selectors.items():
         x0, x1, y0, y1 = selector.extents

@@ -229,6 +229,36 @@ def test_pick_crops_without_a_display_saves_grids_and_writes_nothing(cell, tmp_p
     assert not output.exists() and "re-run" in capsys.readouterr().out
 
 
+def test_the_crop_window_returns_the_rectangle_dragged_on_each_camera():
+    """The window a person draws in, driven by mouse events (on the Agg canvas: no display here)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.backend_bases import MouseEvent
+
+    frames = {"front": np.zeros((120, 160, 3), np.uint8), "wrist": np.zeros((60, 80, 3), np.uint8)}
+    drags = {"front": ((10.0, 20.0), (70.0, 60.0))}  # pixels; nothing drawn on the wrist camera
+
+    def person_drags():
+        figure = plt.gcf()
+        figure.canvas.draw()  # the selectors' blitting needs a rendered background
+        for ax in figure.axes:
+            camera = ax.get_title().split()[0]
+            if camera not in drags:
+                continue
+            (x0, y0), (x1, y1) = drags[camera]
+            for event, (x, y) in (
+                ("button_press_event", (x0, y0)),
+                ("motion_notify_event", (x1, y1)),
+                ("button_release_event", (x1, y1)),
+            ):
+                px, py = ax.transData.transform((x, y))
+                MouseEvent(event, figure.canvas, px, py, button=1)._process()
+
+    rectangles = calibrate._draw_rectangles(frames, show=person_drags)
+    assert rectangles.keys() == {"front"}
+    assert rectangles["front"] == pytest.approx([10, 20, 70, 60], abs=0.01)
+    assert not plt.get_fignums()  # the window is closed
+
+
 def test_pick_crops_refuses_an_unknown_camera(tmp_path, capsys):
     assert calibrate.pick_crops(config_for("/none"), tmp_path / "x.yaml", rectangles={"side": [0, 0, 9, 9]}) == 1
     assert "no camera ['side']" in capsys.readouterr().out
