@@ -1,5 +1,6 @@
-"""State-based pick_cube: ground-truth success vs env steps for RLPD, plain SAC and BC, and RLPD
-trained on a learned success classifier's reward instead of the oracle's.
+"""State-based pick_cube (or --task peg_insert): ground-truth success vs env steps for RLPD, plain
+SAC and BC, RLPD trained on a learned success classifier's reward instead of the oracle's, with
+simulated interventions (HIL-SERL, RLIF), and through the ROS 2 graph.
 
     .venv/bin/python bench/pick_cube_learning.py        # ~40 min on 2 cores
     .venv/bin/python bench/pick_cube_learning.py --env-steps 10000 --seeds 0 1   # shorter / more seeds
@@ -7,6 +8,8 @@ trained on a learned success classifier's reward instead of the oracle's.
         --out bench/results/pick_cube_classifier_reward.json      # learned reward vs oracle
     .venv/bin/python bench/pick_cube_learning.py --methods rlpd_classifier_hil --seeds 0 \
         --reference bench/results/pick_cube_classifier_reward.json --out bench/results/pick_cube_hil.json
+    .venv/bin/python bench/pick_cube_learning.py --task peg_insert --methods rlpd_classifier \
+        rlpd_classifier_hil --out bench/results/peg_insert_hil.json      # the same on peg_insert
 
 What is measured
   Three methods on the twin's pick_cube, state-based (sim=state: proprio + wrench + the cube's
@@ -38,7 +41,7 @@ What is measured
              also record how often the classifier declared success vs the truth, so a hacked
              reward would show.
   Each run is `robot-rl train` in its own process with one torch thread (the two online runs
-  share the two cores), in outputs/bench/pick_cube/<method>_s<seed>; running the bench again
+  share the two cores), in outputs/bench/<task>/<method>_s<seed>; running the bench again
   resumes unfinished runs from their checkpoints. Success rate = deterministic policy on
   --eval-episodes held-out seeds every --eval-every env steps (the learner's own evaluation).
   Targets: RLPD >= 90% success within 30k env steps with 10 demos; with simulated interventions,
@@ -46,7 +49,7 @@ What is measured
   The human-in-the-loop arms also record the share of training steps the human drove, which
   should fall as the policy improves (curve.intervention_rate, dotted in the plot).
 
-Writes bench/results/pick_cube_learning.json and .png, prints a summary.
+Writes bench/results/<task>_learning.json (or --out) and .png, prints a summary.
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 TARGET_SUCCESS, TARGET_STEPS = 0.9, 30_000
 LEARNED_REWARD_TARGET = 0.8  # the reward issue's target for RLPD on the classifier's reward only
+TASKS = ("pick_cube", "peg_insert")
 METHODS = ("rlpd", "rlpd_10_critics", "sac", "bc", "rlpd_classifier", "rlpd_classifier_hil", "rlif", "rlpd_ros")
 RLIF_TARGET = 0.8
 
@@ -81,7 +85,7 @@ def run_commands(method: str, seed: int, args: argparse.Namespace, run_dir: Path
         # each arm trains its classifier (same seed, same labelled episodes: the same classifier),
         # so two arms running at once never write one file
         classifier = run_dir.with_name(run_dir.name + "_reward")
-        cameras = ["task=pick_cube", "sim=state", "sim.cameras=[front,wrist]", f"seed={seed}"]
+        cameras = [f"task={args.task}", "sim=state", "sim.cameras=[front,wrist]", f"seed={seed}"]
         reward = ["reward=classifier", f"reward.checkpoint={classifier}/classifier.safetensors"]
         train_reward = [*cli, "train-reward", *cameras, "reward=classifier", f"episodes={args.classifier_episodes}"]
         train = [*cli, "train", *cameras, "agent.cameras=[]", *reward, *common_overrides(run_dir, args)]
@@ -90,9 +94,9 @@ def run_commands(method: str, seed: int, args: argparse.Namespace, run_dir: Path
         if not (classifier / "classifier.safetensors").exists():  # a resumed bench keeps the reward it trained on
             commands.insert(0, [*train_reward, f"run_dir={classifier}"])
         return commands
-    oracle = ["task=pick_cube", "sim=state", "reward=oracle_sparse", f"seed={seed}"]
+    oracle = [f"task={args.task}", "sim=state", "reward=oracle_sparse", f"seed={seed}"]
     if method == "rlif":
-        rlif = ["task=pick_cube", "sim=state", "hil=rlif", f"seed={seed}"]
+        rlif = [f"task={args.task}", "sim=state", "hil=rlif", f"seed={seed}"]
         return [[*cli, "train", *rlif, *common_overrides(run_dir, args), *method_overrides("rlpd", args)]]
     if method == "rlpd_ros":
         train = [*cli, "train", *oracle, *common_overrides(run_dir, args), *method_overrides("rlpd", args)]
@@ -127,6 +131,7 @@ def method_overrides(method: str, args: argparse.Namespace) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", default="pick_cube", choices=TASKS)
     parser.add_argument("--env-steps", type=int, default=TARGET_STEPS)
     parser.add_argument("--demos", type=int, default=10)
     parser.add_argument("--bc-steps", type=int, default=5000)
@@ -136,7 +141,7 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=["rlpd", "sac", "bc"], choices=METHODS)
     parser.add_argument("--classifier-episodes", type=int, default=60, help="rlpd_classifier: labelled episodes")
     parser.add_argument("--parallel", type=int, default=2, help="runs at a time (one torch thread each)")
-    parser.add_argument("--out", type=Path, default=RESULTS / "pick_cube_learning.json")
+    parser.add_argument("--out", type=Path, help="default: bench/results/<task>_learning.json")
     parser.add_argument(
         "--reference",
         type=Path,
@@ -144,6 +149,7 @@ def main() -> None:
         "marked with where they come from: learning curves count env steps, which another day does not change",
     )
     args = parser.parse_args()
+    args.out = args.out or RESULTS / f"{args.task}_learning.json"
 
     # ROS_*: for rlpd_ros, whose DDS discovery stays on its namespace's loopback
     env = os.environ | {
@@ -153,7 +159,7 @@ def main() -> None:
         "ROS_DOMAIN_ID": "42",
     }
     jobs = [(m, s) for s in args.seeds for m in args.methods]
-    run_dirs = {job: ROOT / "outputs" / "bench" / "pick_cube" / f"{job[0]}_s{job[1]}" for job in jobs}
+    run_dirs = {job: ROOT / "outputs" / "bench" / args.task / f"{job[0]}_s{job[1]}" for job in jobs}
     pending, running, wall = list(jobs), {}, {}
     while pending or running:
         while pending and len(running) < args.parallel:
@@ -226,7 +232,7 @@ def main() -> None:
         targets[key] = all(h is not None and (w is None or h < w) for h, w in zip(with_human, without, strict=True))
     result = {
         "benchmark": "pick_cube_learning",
-        "task": "pick_cube, state-based policy (privileged cube pose), sparse success reward, CPU",
+        "task": f"{args.task}, state-based policy (privileged object pose), sparse success reward, CPU",
         "rewards": {
             "rlpd, rlpd_ros, sac, bc": "ground-truth success from the twin (an oracle)",
             "rlpd_classifier, rlpd_classifier_hil": "a success classifier on the front + wrist cameras (128x128), "
@@ -296,7 +302,7 @@ def plot(result: dict, path: Path) -> None:
                     ax.plot(*zip(*points, strict=True), color=colors[method], linestyle=style, label=label)
     ax.axhline(TARGET_SUCCESS, color="grey", linestyle=":", label="oracle-reward target")
     ax.set(xlabel="env steps", ylabel="success rate (markers: ground-truth evaluation)", ylim=(-0.02, 1.02))
-    ax.set_title("pick_cube, state-based policy, sparse success reward (CPU)")
+    ax.set_title(f"{result['task'].split(',')[0]}, state-based policy, sparse success reward (CPU)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
