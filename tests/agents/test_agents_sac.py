@@ -59,6 +59,22 @@ def test_target_is_the_min_over_a_random_subset_of_two_target_critics(sac_config
     assert counts[9] == 0 and (counts - expected).abs().max() < 0.07
 
 
+def test_max_target_q_clips_the_td_target_from_above(sac_config, make_batch):
+    """Target critics that say +0.5 everywhere, a reward of 0 or -1: r + 0.97 * 0.5, which the
+    clip at 0 (RLIF's) caps where r = 0 and leaves alone where r = -1."""
+    batch = make_batch(64)
+    batch.reward = torch.where(batch.reward > 0, 0.0, -1.0)
+    batch.terminated.zero_()
+    unclipped = batch.reward + 0.97 * 0.5
+    for bound, expected in ((0.0, unclipped.clamp(max=0.0)), (None, unclipped)):
+        agent = SACAgent(sac_config(max_target_q=bound, discount=0.97), STATE_DIM, ACTION_DIM)
+        with torch.no_grad():
+            agent.critic_target.net.out.weight.zero_()
+            agent.critic_target.net.out.bias.fill_(0.5)
+        metrics, _ = agent._update_critic(batch)
+        assert metrics["q/target_mean"] == pytest.approx(float(expected.mean()), abs=1e-5)
+
+
 def test_polyak_update_math():
     torch.manual_seed(0)
     online, target = torch.nn.Linear(4, 3).double(), torch.nn.Linear(4, 3).double()
@@ -210,6 +226,7 @@ def test_grasp_critic_learns_which_command_pays(sac_config, make_batch):
         ({"tau": 0.0}, "agent.tau"),
         ({"grasp_penalty": 0.1}, "agent.grasp_penalty"),
         ({"utd_ratio": 0}, "agent.utd_ratio"),
+        ({"max_target_q": float("nan")}, "agent.max_target_q"),
     ],
 )
 def test_config_errors_name_the_key(sac_config, overrides, key):

@@ -162,6 +162,8 @@ class SACAgent:
             if c.backup_entropy:
                 next_q = next_q - self.temperature * next_log_prob
             target_q = batch.reward + c.discount * (1.0 - batch.terminated) * next_q
+            if c.max_target_q is not None:
+                target_q = target_q.clamp(max=c.max_target_q)
 
         q = self.critic(features, batch.action[:, self.continuous_index])  # [E, B]
         critic_loss = F.mse_loss(q, target_q.expand_as(q))  # mean over members and batch (RLPD)

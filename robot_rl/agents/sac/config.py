@@ -6,6 +6,7 @@ cannot and names the bad key, e.g. "agent.critic_subset: must be in [1, num_crit
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from robot_rl.agents.config import LearnedAgentConfig
@@ -29,6 +30,12 @@ class SACConfig(LearnedAgentConfig):
     # Subtract alpha * log pi(a'|s') in the TD target (RLPD's default). Off, as in SERL: with a 0/1
     # success reward the entropy bonus summed over the horizon dwarfs the reward (Q ~ alpha H / (1 - gamma)).
     backup_entropy: bool = False
+    # Clip the TD target from above where the reward can never be positive (RLIF's: -1 where a
+    # person steps in, else 0; configs/hil/rlif.yaml sets 0.0), as HER clips its -1/0 reward's
+    # targets. Without it, with no positive reward anywhere to anchor the values, the actor's
+    # maximisation drove the critics' mean Q on pick_cube up to +3.6 over the first ~10k steps,
+    # a value no policy can reach, before it came back below 0. None: no clip.
+    max_target_q: float | None = None
     actor_lr: float = 3e-4
     critic_lr: float = 3e-4  # also trains the shared encoder (and the grasp critic)
     temperature_lr: float = 3e-4
@@ -61,6 +68,11 @@ class SACConfig(LearnedAgentConfig):
         )
         check(self.utd_ratio >= 1, "utd_ratio", f"must be >= 1, got {self.utd_ratio}")
         check(0.0 <= self.discount <= 1.0, "discount", f"must be in [0, 1], got {self.discount}")
+        check(
+            self.max_target_q is None or math.isfinite(self.max_target_q),
+            "max_target_q",
+            f"must be a finite number or null, got {self.max_target_q}",
+        )
         check(0.0 < self.tau <= 1.0, "tau", f"must be in (0, 1], got {self.tau}")
         for name in ("actor_lr", "critic_lr", "temperature_lr", "init_temperature"):
             check(getattr(self, name) > 0, name, f"must be > 0, got {getattr(self, name)}")
