@@ -301,8 +301,10 @@ def plot(result: dict, path: Path) -> None:
                     label = text if first_seed else None
                     ax.plot(*zip(*points, strict=True), color=colors[method], linestyle=style, label=label)
     ax.axhline(TARGET_SUCCESS, color="grey", linestyle=":", label="oracle-reward target")
+    if any(run["method"] == "rlif" for run in result["runs"].values()):
+        ax.axhline(RLIF_TARGET, color=colors["rlif"], linestyle="-.", linewidth=0.8, label="RLIF target")
     ax.set(xlabel="env steps", ylabel="success rate (markers: ground-truth evaluation)", ylim=(-0.02, 1.02))
-    ax.set_title(f"{result['task'].split(',')[0]}, state-based policy, sparse success reward (CPU)")
+    ax.set_title(f"{result['task'].split(',')[0]}, state-based policy (CPU)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
