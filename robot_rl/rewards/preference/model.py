@@ -214,11 +214,7 @@ class PersonLabeller:
     def _write(self, segment: Segment, name: str) -> Path:
         import imageio.v2 as imageio  # only where a person labels
 
-        frames = segment.images.get(self.camera)
-        if frames is None:
-            raise ValueError(
-                f"PersonLabeller: the segment has no {self.camera!r} frames (it has {sorted(segment.images)})"
-            )
+        frames = camera_frames(segment, self.camera, "PersonLabeller")
         path = self.clips_dir / name
         with imageio.get_writer(path, fps=self.fps, codec="libx264", quality=7, macro_block_size=1) as writer:
             for frame in frames:
