@@ -80,11 +80,12 @@ class Client(ClientNode):
 
 
 def wait_for_steps(bag, steps: int) -> None:
-    """Until the open bag holds `steps` steps: each is in the file once the node has recorded it."""
+    """Until the open bag holds `steps` steps: each is in the file once the node has recorded it. The
+    writer makes the bag's folder before its .mcap file, so a folder alone is not yet a bag to read."""
 
     def holds_them() -> bool:
         try:
-            return bag.exists() and len(read_episode_bag(bag)) >= steps
+            return any(bag.glob("*.mcap")) and len(read_episode_bag(bag)) >= steps
         except EmptyBagError:
             return False
 
