@@ -42,6 +42,7 @@ from std_msgs.msg import UInt8MultiArray
 from std_srvs.srv import Trigger
 
 from robot_rl.config import Config
+from robot_rl.hil.operator import has_display
 from robot_rl.robot import calibration as cal
 from ros_nodes import convert
 
@@ -377,7 +378,7 @@ def pick_crops(
         return 1
 
     if rectangles is None:
-        rectangles = _draw_rectangles(frames) if _has_display() else None
+        rectangles = _draw_rectangles(frames) if has_display() else None
         if rectangles is None:
             _save_grids(frames, Path(frames_dir))
             print(
@@ -435,10 +436,6 @@ def _grab_frames(streams: Mapping[str, cal.ExpectedStream], timeout_s: float) ->
             why = errors.get(cam, f"no frame within {timeout_s:g} s")
             print(f"pick_crops: {cam}: {stream.topic}: {why}")
     return None
-
-
-def _has_display() -> bool:
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 def _draw_rectangles(

@@ -121,10 +121,15 @@ class ControlClock:
         return self._now
 
 
+def has_display() -> bool:
+    """Whether a window can be shown to the operator (an X11 or Wayland session)."""
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
 def open_viewer(env, mode: str):
     """The MuJoCo viewer on env's scene (call .sync() after each step, .close() at the end), or None:
     mode off, or auto without a display, or a viewer that fails to open (logged: recording goes on)."""
-    if mode == "off" or (mode == "auto" and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))):
+    if mode == "off" or (mode == "auto" and not has_display()):
         return None
     try:
         import mujoco.viewer

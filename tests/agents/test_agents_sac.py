@@ -60,19 +60,23 @@ def test_target_is_the_min_over_a_random_subset_of_two_target_critics(sac_config
 
 
 def test_max_target_q_clips_the_td_target_from_above(sac_config, make_batch):
-    """Target critics that say +0.5 everywhere, a reward of 0 or -1: r + 0.97 * 0.5, which the
-    clip at 0 (RLIF's) caps where r = 0 and leaves alone where r = -1."""
+    """Target critics (and the hybrid gripper's grasp target critic) that say +0.5 everywhere, a
+    reward of 0 or -1, no grasp penalty: r + 0.97 * 0.5, which the clip at 0 (RLIF's) caps where
+    r = 0 and leaves alone where r = -1."""
     batch = make_batch(64)
     batch.reward = torch.where(batch.reward > 0, 0.0, -1.0)
     batch.terminated.zero_()
     unclipped = batch.reward + 0.97 * 0.5
     for bound, expected in ((0.0, unclipped.clamp(max=0.0)), (None, unclipped)):
-        agent = SACAgent(sac_config(max_target_q=bound, discount=0.97), STATE_DIM, ACTION_DIM)
+        config = sac_config(max_target_q=bound, discount=0.97, hybrid_gripper=True, grasp_penalty=0.0)
+        agent = SACAgent(config, STATE_DIM, ACTION_DIM)
         with torch.no_grad():
-            agent.critic_target.net.out.weight.zero_()
-            agent.critic_target.net.out.bias.fill_(0.5)
+            for head in (agent.critic_target.net.out, agent.grasp_critic_target[-1]):
+                head.weight.zero_()
+                head.bias.fill_(0.5)
         metrics, _ = agent._update_critic(batch)
         assert metrics["q/target_mean"] == pytest.approx(float(expected.mean()), abs=1e-5)
+        assert metrics["q/grasp_target_mean"] == pytest.approx(float(expected.mean()), abs=1e-5)
 
 
 def test_polyak_update_math():

@@ -169,7 +169,7 @@ class SACAgent:
         critic_loss = F.mse_loss(q, target_q.expand_as(q))  # mean over members and batch (RLPD)
         losses = {"loss/critic": critic_loss}
         if self.hybrid:
-            losses["loss/grasp_critic"], grasp_q = self._grasp_critic_loss(batch, features, next_features)
+            losses["loss/grasp_critic"], grasp_q, grasp_target = self._grasp_critic_loss(batch, features, next_features)
 
         check_finite(**losses)
         self.critic_optim.zero_grad(set_to_none=True)
@@ -186,7 +186,7 @@ class SACAgent:
             "q/target_mean": target_q.mean(),
         }
         if self.hybrid:
-            metrics["q/grasp_mean"] = grasp_q.mean()
+            metrics["q/grasp_mean"], metrics["q/grasp_target_mean"] = grasp_q.mean(), grasp_target.mean()
         # The actor reuses these features, computed before this critic step (as DrQ-v2 does).
         return {k: v.detach() for k, v in metrics.items()}, features.detach()
 
@@ -199,7 +199,8 @@ class SACAgent:
         return self.critic_target(features, action, subset).min(dim=0).values
 
     def _grasp_critic_loss(self, batch: Batch, features: torch.Tensor, next_features: torch.Tensor):
-        """DQN over {open, stay, close} with a double-DQN target (HIL-SERL's grasp critic)."""
+        """DQN over {open, stay, close} with a double-DQN target (HIL-SERL's grasp critic), clipped
+        at max_target_q as the continuous critics' is (its rewards are theirs plus a penalty <= 0)."""
         taken = gripper_index(batch.action[:, -1])
         q = self.grasp_critic(features).gather(1, taken[:, None]).squeeze(1)
         with torch.no_grad():
@@ -208,7 +209,9 @@ class SACAgent:
             next_q = self.grasp_critic_target(next_features).gather(1, next_command).squeeze(1)
             reward = batch.reward + self.grasp_penalty(batch.state, taken)
             target = reward + self.config.discount * (1.0 - batch.terminated) * next_q
-        return F.mse_loss(q, target), q
+            if self.config.max_target_q is not None:
+                target = target.clamp(max=self.config.max_target_q)
+        return F.mse_loss(q, target), q, target
 
     def grasp_penalty(self, state: torch.Tensor, command: torch.Tensor) -> torch.Tensor:
         """config.grasp_penalty where a command toggles the gripper, judged from the opening in the
