@@ -27,6 +27,11 @@ What is measured
              at most 40 intervened steps an episode), and its corrections are demos too (HIL-SERL);
     rlif     RLIF: the simulated human as above, and the reward is only -1 where it steps in
              (hil=rlif, reward=intervention): no task reward at all;
+    rlpd_async
+             RLPD in the in-process asynchronous loop (train.mode=async): an actor thread steps the
+             twin with its own policy copy, up to train.max_actor_lead steps ahead, and gets the
+             learner's weights every train.weight_push_every updates, as the ROS graph's actor
+             does; the arm that separates the policy's lag from ROS in rlpd_ros's gap to rlpd;
     rlpd_ros RLPD as above, trained through the ROS 2 graph (train.transport=ros): the twin in
              lockstep, aggregator, safety and actor as `robot-rl graph` in a child process, the
              learner taking the actor's steps over DDS and pushing weights back; in a loopback-only
@@ -74,7 +79,17 @@ RESULTS = ROOT / "bench" / "results"
 TARGET_SUCCESS, TARGET_STEPS = 0.9, 30_000
 LEARNED_REWARD_TARGET = 0.8  # the reward issue's target for RLPD on the classifier's reward only
 TASKS = ("pick_cube", "peg_insert")
-METHODS = ("rlpd", "rlpd_10_critics", "sac", "bc", "rlpd_classifier", "rlpd_classifier_hil", "rlif", "rlpd_ros")
+METHODS = (
+    "rlpd",
+    "rlpd_10_critics",
+    "sac",
+    "bc",
+    "rlpd_classifier",
+    "rlpd_classifier_hil",
+    "rlif",
+    "rlpd_async",
+    "rlpd_ros",
+)
 RLIF_TARGET = 0.8
 
 
@@ -121,6 +136,12 @@ def method_overrides(method: str, args: argparse.Namespace) -> list[str]:
         "rlpd_10_critics": [
             "agent=sac",
             "agent.num_critics=10",
+            f"train.env_steps={args.env_steps}",
+            f"train.demo_episodes={args.demos}",
+        ],
+        "rlpd_async": [
+            "agent=sac",
+            "train.mode=async",
             f"train.env_steps={args.env_steps}",
             f"train.demo_episodes={args.demos}",
         ],
@@ -217,6 +238,7 @@ def main() -> None:
     targets = {}
     for method, target, what in (
         ("rlpd", TARGET_SUCCESS, "RLPD (oracle reward)"),
+        ("rlpd_async", TARGET_SUCCESS, "RLPD in the asynchronous loop (oracle reward)"),
         ("rlpd_ros", TARGET_SUCCESS, "RLPD through the ROS 2 graph (oracle reward)"),
         ("rlpd_classifier", LEARNED_REWARD_TARGET, "RLPD on the classifier reward only"),
         ("rlif", RLIF_TARGET, "RLIF (intervention reward only)"),
@@ -234,7 +256,7 @@ def main() -> None:
         "benchmark": "pick_cube_learning",
         "task": f"{args.task}, state-based policy (privileged object pose), sparse success reward, CPU",
         "rewards": {
-            "rlpd, rlpd_ros, sac, bc": "ground-truth success from the twin (an oracle)",
+            "rlpd, rlpd_10_critics, rlpd_async, rlpd_ros, sac, bc": "ground-truth success from the twin (an oracle)",
             "rlpd_classifier, rlpd_classifier_hil": "a success classifier on the front + wrist cameras (128x128), "
             "trained by train-reward",
             "rlif": "-1 where the simulated human steps in, 0 otherwise (no task reward)",
@@ -264,6 +286,7 @@ def plot(result: dict, path: Path) -> None:
         "bc": "tab:green",
         "rlpd_classifier": "tab:purple",
         "rlpd_ros": "tab:red",
+        "rlpd_async": "tab:pink",
         "rlpd_classifier_hil": "tab:brown",
         "rlif": "tab:olive",
     }
@@ -275,6 +298,7 @@ def plot(result: dict, path: Path) -> None:
         "rlpd_classifier": f"RLPD ({demos} demos), classifier reward",
         "rlpd_10_critics": f"RLPD ({demos} demos), 10 critics, oracle reward",
         "rlpd_ros": f"RLPD ({demos} demos) through the ROS 2 graph, oracle reward",
+        "rlpd_async": f"RLPD ({demos} demos), asynchronous actor thread, oracle reward",
         "rlpd_classifier_hil": f"RLPD ({demos} demos), classifier reward, simulated interventions",
         "rlif": f"RLIF ({demos} demos), intervention reward only",
     }
