@@ -41,7 +41,7 @@ What is measured
              RLPD as above, rewarded only by a success classifier (reward=classifier): 1 where it
              detects success, which also ends the episode (HIL-SERL); the oracle's success only
              scores. The classifier is trained first by `robot-rl train-reward` on --classifier-
-             episodes labelled episodes (expert, noisy, partial, random; ~3 positive frames each)
+             episodes labelled episodes (expert, noisy, partial, near-miss, random; ~3 positive frames each)
              from the front and wrist cameras at 128x128; the twin renders them for the reward
              model while the policy stays state-based (agent.cameras=[]). Its training episodes
              also record how often the classifier declared success vs the truth, so a hacked

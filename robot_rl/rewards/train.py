@@ -1,6 +1,6 @@
 """`robot-rl train-reward reward=...`: train a reward model from data collected on the twin.
 
-  classifier   labelled frames from expert, noisy, partial and random episodes (ground-truth
+  classifier   labelled frames from expert, noisy, partial, near-miss and random episodes (ground-truth
                success labels; negatives outnumber positives), held-out episodes pick the threshold;
                or, with reward.labels=PATH, an operator's labels from `robot-rl label`;
   perceptual   `episodes` successful scripted-expert demos (frames up to the success); or, with

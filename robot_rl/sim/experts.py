@@ -22,6 +22,10 @@ class ScriptedExpert:
     def __init__(self, env: SimTwinEnv):
         self.env = env
         self.robot: RobotConfig = env.robot_cfg
+        # Where the expert aims, relative to the task's goal (the cube, the hole): zero for the
+        # task; a shift of a few cm makes it miss on purpose, the near misses a success classifier
+        # must learn to reject (the cube grasped beside it, the peg pushed down beside the hole).
+        self.goal_offset = np.zeros(3)
         self.reset()
 
     def reset(self) -> None:
@@ -51,7 +55,7 @@ def _grasp_yaw(quat_wxyz: np.ndarray) -> float:
 
 class ReachExpert(ScriptedExpert):
     def act(self, obs: dict, info: dict) -> np.ndarray:
-        return self._goto(obs, info["task_state"][:3], 0.0, OPEN)  # the goal
+        return self._goto(obs, info["task_state"][:3] + self.goal_offset, 0.0, OPEN)  # the goal
 
 
 class PickCubeExpert(ScriptedExpert):
@@ -59,7 +63,7 @@ class PickCubeExpert(ScriptedExpert):
 
     def act(self, obs: dict, info: dict) -> np.ndarray:
         cube = info["task_state"]
-        cube_pos, yaw = cube[:3], _grasp_yaw(cube[3:7])
+        cube_pos, yaw = cube[:3] + self.goal_offset, _grasp_yaw(cube[3:7])
         tcp = obs["state"]["tcp_pose"][:3]
         above = cube_pos + [0.0, 0.0, 0.07]
         self.phase_steps += 1
@@ -88,7 +92,7 @@ class PegInsertExpert(ScriptedExpert):
 
     def act(self, obs: dict, info: dict) -> np.ndarray:
         s = info["task_state"]
-        rim, hole_yaw, tip = s[:3], float(np.arctan2(s[4], s[3])), s[5:8]
+        rim, hole_yaw, tip = s[:3] + self.goal_offset, float(np.arctan2(s[4], s[3])), s[5:8]
         yaw = (hole_yaw + np.pi / 4) % (np.pi / 2) - np.pi / 4
         tcp = obs["state"]["tcp_pose"]
         tcp_yaw = (Rotation.from_quat(tcp[3:], scalar_first=True) * HOME_TCP_ROTATION.inv()).as_euler("zyx")[0]

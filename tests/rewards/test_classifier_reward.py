@@ -265,3 +265,25 @@ def test_collect_labelled_frames_on_the_twin_labels_by_ground_truth():
         labels = data.labels[data.episode_ids == episode]
         assert not labels[0] and labels.sum() >= 4
     assert (~data.labels).sum() > data.labels.sum()
+
+
+def test_miss_episodes_do_the_task_in_the_wrong_place():
+    """The peg_insert expert aiming 7 cm beside the hole (clear of the fixture, whose walls end
+    4.6 cm from the hole's axis, peg included) pushes the peg down there: frames that look like an
+    insertion to a classifier that never saw one, all labelled failures."""
+    from robot_rl.sim.config import CameraConfig, SimConfig
+    from robot_rl.sim.env import SimTwinEnv
+
+    rig = CameraConfig(width=16, height=16)
+    sim = SimConfig(cameras=["front"], camera_rigs={"front": rig}, privileged_state=True)
+    env = SimTwinEnv("peg_insert", sim=sim)
+    try:
+        data = collect_labelled_frames(env, 2, kind_fractions={"miss": 1.0}, miss_distance=(0.07, 0.07), max_steps=40)
+    finally:
+        env.close()
+    assert not data.labels.any() and set(data.episode_kinds.tolist()) == {"miss"}
+    for episode in (0, 1):
+        task = data.states[data.episode_ids == episode][-1, STATE_DIM:]
+        rim, tip = task[:3], task[5:8]
+        assert tip[2] < rim[2] - 0.02, "the peg never went down"
+        assert np.linalg.norm(tip[:2] - rim[:2]) > 0.045, "the peg went down at the hole"

@@ -437,7 +437,7 @@ def load_success_classifier(
 
 
 # --- labelled frames from the twin ---------------------------------------------------------------
-EPISODE_KINDS = ("expert", "noisy", "partial", "random")
+EPISODE_KINDS = ("expert", "noisy", "partial", "miss", "random")
 
 
 def collect_labelled_frames(
@@ -448,12 +448,13 @@ def collect_labelled_frames(
     success_hold_steps: int = 6,
     release_steps: int = 6,
     action_noise: float = 0.5,
+    miss_distance: tuple[float, float] = (0.02, 0.08),
     max_steps: int | None = None,
     progress: bool = False,
 ) -> LabelledFrames:
     """Roll out episodes on the twin (seeds seed, seed+1, ...) and label every observation (the
     reset's and each step's) with the ground truth, info["success"]. Episode kinds, drawn by
-    kind_fractions (default 30% expert, 20% noisy, 30% partial, 20% random):
+    kind_fractions (default 30% expert, 15% noisy, 25% partial, 15% miss, 15% random):
 
       expert   the scripted expert; after its first success it goes on for success_hold_steps
                (more positives, the object held), then opens the gripper for release_steps (hard
@@ -462,6 +463,11 @@ def collect_labelled_frames(
       partial  the expert stopped at a random step in the first quarter of the episode, then holding
                still for success_hold_steps + release_steps (grasped but not lifted far enough,
                hovering above the object: the negatives that look most like success)
+      miss     the expert aiming at a goal shifted sideways by miss_distance (m, a random direction):
+               it does everything the task asks, in the wrong place (a grasp beside the cube, the
+               peg pushed down beside the hole). Without these, a classifier on peg_insert (held-out
+               ROC-AUC 0.9998) called a peg pushed 4 cm down beside the hole a success, and RLPD
+               trained on it learned to do exactly that.
       random   a smoothed random walk of actions with random gripper commands
 
     Negatives outnumber positives (an episode succeeds for a few steps at its end, if at all).
@@ -471,7 +477,7 @@ def collect_labelled_frames(
     from robot_rl.sim.experts import make_expert  # the sim package imports mujoco: only when collecting
 
     expert = make_expert(sim_env)
-    fractions = kind_fractions or {"expert": 0.3, "noisy": 0.2, "partial": 0.3, "random": 0.2}
+    fractions = kind_fractions or {"expert": 0.3, "noisy": 0.15, "partial": 0.25, "miss": 0.15, "random": 0.15}
     for kind in fractions:
         check_choice(kind, EPISODE_KINDS, "kind_fractions")
     rng = np.random.default_rng(seed)
@@ -497,6 +503,10 @@ def collect_labelled_frames(
         if "images" not in obs:
             raise ValueError("collect_labelled_frames: the env renders no camera (sim.cameras is empty)")
         expert.reset()
+        expert.goal_offset = np.zeros(3)
+        if kind == "miss":
+            heading = rng.uniform(0.0, 2 * np.pi)
+            expert.goal_offset = rng.uniform(*miss_distance) * np.array([np.cos(heading), np.sin(heading), 0.0])
         record(obs, info, episode)
         # partial: stop somewhere in the first quarter (the expert needs ~20 of pick_cube's 100 steps)
         stop_at = int(rng.integers(1, max(2, max_steps // 4))) if kind == "partial" else max_steps
