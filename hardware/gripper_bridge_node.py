@@ -171,10 +171,10 @@ class GripperBridgeNode(Node):
             return  # by a newer command
         result = response.result
         if self.backend == "franka":
-            ok, why = response.status == GoalStatus.STATUS_SUCCEEDED and result.success, result.error
+            done, why = result.success, result.error
         else:  # stalled: holding something short of the position
-            ok, why = response.status == GoalStatus.STATUS_SUCCEEDED, f"position {result.position:.4f}"
-            ok = ok and (result.reached_goal or result.stalled)
+            done, why = result.reached_goal or result.stalled, f"position {result.position:.4f}"
+        ok = response.status == GoalStatus.STATUS_SUCCEEDED and done
         if number == self.sent:
             self.active = None
         if not ok:
