@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import queue
+import shutil
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -178,6 +179,12 @@ class Trainer:
                 self.curve = Curve(**json.loads(curve_file.read_text()))
             log.info("resumed %s at env step %d (%d online transitions)", run_dir, self.step, len(self.online))
         else:
+            online_dir = run_dir / "buffers" / "online"
+            if spec_file.exists() and online_dir.exists():
+                # This run stopped before its first checkpoint: with no agent to resume, its
+                # buffer (at most checkpoint_every steps) cannot continue it. Start over.
+                log.warning("%s stopped before its first checkpoint: starting over, its buffer discarded", run_dir)
+                shutil.rmtree(online_dir)
             spec_file.write_text(json.dumps(self.spec, indent=2))
             self.step, self.rng = 0, np.random.default_rng(config.seed)
             self.online = ReplayBuffer(
@@ -186,7 +193,7 @@ class Trainer:
                 ACTION_DIM,
                 camera_sizes(config),
                 ram_frame_budget_bytes=int(c.ram_frame_budget_gb * 2**30),
-                storage_dir=run_dir / "buffers" / "online",
+                storage_dir=online_dir,
             )
             recorded = self._recorded_demos() if c.demo_bags else []
             expected = c.demo_episodes * (config.task.max_episode_steps + 1)

@@ -62,3 +62,19 @@ def test_a_state_only_agent_sees_the_standardized_state_itself(trained):
     state = torch.as_tensor(trained.online.state[:5])
     expected = (state - encoder.state_mean) / encoder.state_std
     torch.testing.assert_close(encoder(state, {}), expected)
+
+
+def test_a_run_that_stopped_before_its_first_checkpoint_starts_over(tmp_path, tiny, caplog):
+    """Killed after its buffers were made, before any checkpoint: the same command starts the run
+    again (it failed with 'already holds a replay buffer')."""
+    config = load_config(tiny)
+    first = Trainer(config, tmp_path)
+    obs, _ = first.env.reset(seed=0)
+    action = np.zeros(7, np.float32)
+    next_obs, reward, terminated, truncated, _ = first.env.step(action)
+    first.online.add(obs, action, reward, next_obs, terminated, truncated)
+    first.online.flush()
+    with caplog.at_level("WARNING"):
+        again = Trainer(config, tmp_path)
+    assert again.step == 0 and len(again.online) == 0
+    assert "stopped before its first checkpoint: starting over, its buffer discarded" in caplog.text
