@@ -161,9 +161,7 @@ class SACAgent:
             next_q = self.target_q(next_features, next_action)
             if c.backup_entropy:
                 next_q = next_q - self.temperature * next_log_prob
-            target_q = batch.reward + c.discount * (1.0 - batch.terminated) * next_q
-            if c.max_target_q is not None:
-                target_q = target_q.clamp(max=c.max_target_q)
+            target_q = self._bounded(batch.reward + c.discount * (1.0 - batch.terminated) * next_q)
 
         q = self.critic(features, batch.action[:, self.continuous_index])  # [E, B]
         critic_loss = F.mse_loss(q, target_q.expand_as(q))  # mean over members and batch (RLPD)
@@ -208,10 +206,13 @@ class SACAgent:
             next_command = self.grasp_critic(next_features).argmax(dim=1, keepdim=True)
             next_q = self.grasp_critic_target(next_features).gather(1, next_command).squeeze(1)
             reward = batch.reward + self.grasp_penalty(batch.state, taken)
-            target = reward + self.config.discount * (1.0 - batch.terminated) * next_q
-            if self.config.max_target_q is not None:
-                target = target.clamp(max=self.config.max_target_q)
+            target = self._bounded(reward + self.config.discount * (1.0 - batch.terminated) * next_q)
         return F.mse_loss(q, target), q, target
+
+    def _bounded(self, target: torch.Tensor) -> torch.Tensor:
+        """A TD target clipped from above at config.max_target_q (where no reward is positive)."""
+        bound = self.config.max_target_q
+        return target if bound is None else target.clamp(max=bound)
 
     def grasp_penalty(self, state: torch.Tensor, command: torch.Tensor) -> torch.Tensor:
         """config.grasp_penalty where a command toggles the gripper, judged from the opening in the
