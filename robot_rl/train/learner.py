@@ -179,12 +179,15 @@ class Trainer:
                 self.curve = Curve(**json.loads(curve_file.read_text()))
             log.info("resumed %s at env step %d (%d online transitions)", run_dir, self.step, len(self.online))
         else:
-            online_dir = run_dir / "buffers" / "online"
-            if spec_file.exists() and online_dir.exists():
+            # Both buffers live in the run directory and a checkpoint flushes them in place: only
+            # the frames added since the last one are written (a copy of the demo buffer's frames,
+            # intervention room included, took ~2 GB a checkpoint with cameras).
+            online_dir, demos_dir = run_dir / "buffers" / "online", run_dir / "buffers" / "demos"
+            if spec_file.exists() and (online_dir.exists() or demos_dir.exists()):
                 # This run stopped before its first checkpoint: with no agent to resume, its
-                # buffer (at most checkpoint_every steps) cannot continue it. Start over.
-                log.warning("%s stopped before its first checkpoint: starting over, its buffer discarded", run_dir)
-                shutil.rmtree(online_dir)
+                # buffers (at most checkpoint_every steps) cannot continue it. Start over.
+                log.warning("%s stopped before its first checkpoint: starting over, its buffers discarded", run_dir)
+                shutil.rmtree(run_dir / "buffers")
             spec_file.write_text(json.dumps(self.spec, indent=2))
             self.step, self.rng = 0, np.random.default_rng(config.seed)
             self.online = ReplayBuffer(
@@ -203,7 +206,12 @@ class Trainer:
                 budget = config.hil.human.budget_total
                 demo_slots += min(c.env_steps, budget if budget is not None else c.env_steps)
             self.demos = ReplayBuffer(
-                demo_slots, self.state_dim, ACTION_DIM, camera_sizes(config), ram_frame_budget_bytes=2**40
+                demo_slots,
+                self.state_dim,
+                ACTION_DIM,
+                camera_sizes(config),
+                ram_frame_budget_bytes=2**40,  # every demo frame in RAM: they are in every batch
+                storage_dir=demos_dir,
             )
             if recorded:
                 add_episodes(self.demos, recorded)

@@ -3,6 +3,8 @@ what the agent sees, not how well it learns."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -77,4 +79,22 @@ def test_a_run_that_stopped_before_its_first_checkpoint_starts_over(tmp_path, ti
     with caplog.at_level("WARNING"):
         again = Trainer(config, tmp_path)
     assert again.step == 0 and len(again.online) == 0
-    assert "stopped before its first checkpoint: starting over, its buffer discarded" in caplog.text
+    assert len(again.demos) == len(first.demos)  # collected anew, not appended to the old ones
+    assert "stopped before its first checkpoint: starting over, its buffers discarded" in caplog.text
+
+
+def test_checkpoints_flush_both_buffers_in_place_and_a_resume_reopens_them(tmp_path, tiny):
+    """No checkpoint copies a buffer (the demo buffer's copy was ~2 GB with cameras): both live in
+    the run directory, and a resumed trainer continues on exactly what they hold."""
+    trained = Trainer(load_config(tiny), tmp_path)
+    trained.train()
+    latest = json.loads((trained.run_dir / "checkpoints" / "latest.json").read_text())
+    assert {name: entry["in_place"] for name, entry in latest["buffers"].items()} == {"online": True, "demos": True}
+    assert not list((trained.run_dir / "checkpoints").glob("step_*/buffers"))
+    demos = {name: np.array(getattr(trained.demos, name)) for name in ("state", "action", "reward", "has_next")}
+    trained.online.close()  # give up the buffers' locks (a killed learner's go with its process)
+    trained.demos.close()
+    resumed = Trainer(trained.config, trained.run_dir)
+    assert resumed.step == trained.step and len(resumed.demos) == len(trained.demos) > 0
+    for name, values in demos.items():
+        np.testing.assert_array_equal(getattr(resumed.demos, name), values)

@@ -150,7 +150,8 @@ def test_training_updates_the_reward_online_and_a_resumed_run_keeps_its_labels(t
     assert labels >= 5 and trainer.reward_updates.rounds >= 1
     saved, _ = load_preference_reward(run_dir / ONLINE_REWARD_FILE)
     assert len(saved.dataset) == labels  # the final checkpoint saved the labels with the model
-    trainer.online.close()  # as the process's exit would: the buffer's lock is released
+    trainer.online.close()  # as the process's exit would: the buffers' locks are released
+    trainer.demos.close()
 
     resumed = Trainer(load_config([*overrides, "train.env_steps=160"]), run_dir)
     assert resumed.step == 120 and len(resumed.reward_model.dataset) == labels
