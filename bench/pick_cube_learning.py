@@ -9,7 +9,7 @@ simulated interventions (HIL-SERL, RLIF), and through the ROS 2 graph.
     .venv/bin/python bench/pick_cube_learning.py --methods rlpd_classifier_hil --seeds 0 \
         --reference bench/results/pick_cube_classifier_reward.json --out bench/results/pick_cube_hil.json
     .venv/bin/python bench/pick_cube_learning.py --task peg_insert --methods rlpd_classifier \
-        rlpd_classifier_hil --out bench/results/peg_insert_hil.json      # the same on peg_insert
+        rlpd_classifier_hil --classifier-episodes 300 --out bench/results/peg_insert_hil.json
 
 What is measured
   Three methods on the twin's pick_cube, state-based (sim=state: proprio + wrench + the cube's
