@@ -469,7 +469,9 @@ def collect_labelled_frames(
                classifier on peg_insert (held-out ROC-AUC 0.9998) called a peg pushed 4 cm down
                beside the hole a success, and RLPD trained on it learned to do exactly that; with
                shifts of 2-8 cm (48% of them clear of the fixture, whose outer wall is 4.6 cm from
-               the hole's axis for the peg) in 15% of 60 episodes it still did, hence 3-10 cm (69% clear) in 20%.
+               the hole's axis for the peg) in 15% of 60 episodes it still did, hence 3-10 cm (69%
+               clear) in 20%. What remained was the front camera's blind spot behind the fixture,
+               which no label can fix: peg_insert's classifier reads the wrist camera (README).
       random   a smoothed random walk of actions with random gripper commands
 
     Negatives outnumber positives (an episode succeeds for a few steps at its end, if at all).
