@@ -43,7 +43,7 @@ What is measured
              scores. The classifier is trained first by `robot-rl train-reward` on --classifier-
              episodes labelled episodes (expert, noisy, partial, near-miss, random; ~3 positive frames each)
              from the front and wrist cameras at 128x128 (on peg_insert the wrist camera only, see
-             classifier_overrides); the twin renders them for the reward
+             classifier_cameras); the twin renders them for the reward
              model while the policy stays state-based (agent.cameras=[]). Its training episodes
              also record how often the classifier declared success vs the truth, so a hacked
              reward would show.
@@ -103,10 +103,10 @@ def run_commands(method: str, seed: int, args: argparse.Namespace, run_dir: Path
         # so two arms running at once never write one file
         classifier = run_dir.with_name(run_dir.name + "_reward")
         cameras = [f"task={args.task}", "sim=state", "sim.cameras=[front,wrist]", f"seed={seed}"]
-        reward = ["reward=classifier", *classifier_overrides(args.task)]
+        reward = ["reward=classifier", f"reward.cameras=[{','.join(classifier_cameras(args.task))}]"]
         train_reward = [*cli, "train-reward", *cameras, *reward, f"episodes={args.classifier_episodes}"]
-        reward.append(f"reward.checkpoint={classifier}/classifier.safetensors")
-        train = [*cli, "train", *cameras, "agent.cameras=[]", *reward, *common_overrides(run_dir, args)]
+        trained = f"reward.checkpoint={classifier}/classifier.safetensors"
+        train = [*cli, "train", *cameras, "agent.cameras=[]", *reward, trained, *common_overrides(run_dir, args)]
         hil = ["hil=hil_serl", *human_overrides(args.task)] if method == "rlpd_classifier_hil" else []
         commands = [[*train, *method_overrides("rlpd", args), *hil]]
         if not (classifier / "classifier.safetensors").exists():  # a resumed bench keeps the reward it trained on
@@ -122,13 +122,13 @@ def run_commands(method: str, seed: int, args: argparse.Namespace, run_dir: Path
     return [[*cli, "train", *oracle, *common_overrides(run_dir, args), *method_overrides(method, args)]]
 
 
-def classifier_overrides(task: str) -> list[str]:
-    """peg_insert's classifier reads the wrist camera only. The front camera looks at the fixture
+def classifier_cameras(task: str) -> list[str]:
+    """The success classifier's cameras; peg_insert's reads the wrist camera only. The front camera looks at the fixture
     from the far side, so a peg pushed down on the robot's side of it is hidden behind it exactly
     as an inserted one is; a classifier on both cameras (held-out ROC-AUC 0.99997, 300 labelled
     episodes) paid for that, and RLPD with simulated interventions learned it (10 of the last 15
     classifier successes at 17.5k env steps beside the fixture). The wrist camera sees the hole."""
-    return ["reward.cameras=[wrist]"] if task == "peg_insert" else []
+    return ["wrist"] if task == "peg_insert" else ["front", "wrist"]
 
 
 def human_overrides(task: str) -> list[str]:
@@ -240,7 +240,6 @@ def main() -> None:
             if run["method"] not in args.methods and run["seed"] in args.seeds:
                 runs[name] = {**run, "reference": str(args.reference)}
                 methods += [] if run["method"] in methods else [run["method"]]
-    classifier_cameras = "wrist camera" if classifier_overrides(args.task) else "front + wrist cameras"
     summary = {}
     for method in methods:
         finals = [r["success_rate"][-1] for r in runs.values() if r["method"] == method]
@@ -277,8 +276,8 @@ def main() -> None:
         "task": f"{args.task}, state-based policy (privileged object pose), sparse success reward, CPU",
         "rewards": {
             "rlpd, rlpd_10_critics, rlpd_async, rlpd_ros, sac, bc": "ground-truth success from the twin (an oracle)",
-            "rlpd_classifier, rlpd_classifier_hil": f"a success classifier on the {classifier_cameras} (128x128), "
-            "trained by train-reward",
+            "rlpd_classifier, rlpd_classifier_hil": "a success classifier on the "
+            f"{' + '.join(classifier_cameras(args.task))} camera(s) (128x128), trained by train-reward",
             "rlif": "-1 where the simulated human steps in, 0 otherwise (no task reward)",
         },
         "demos": args.demos,

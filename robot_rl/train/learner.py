@@ -183,7 +183,7 @@ class Trainer:
             # the frames added since the last one are written (a copy of the demo buffer's frames,
             # intervention room included, took ~2 GB a checkpoint with cameras).
             online_dir, demos_dir = run_dir / "buffers" / "online", run_dir / "buffers" / "demos"
-            if spec_file.exists() and (online_dir.exists() or demos_dir.exists()):
+            if spec_file.exists() and (run_dir / "buffers").exists():
                 # This run stopped before its first checkpoint: with no agent to resume, its
                 # buffers (at most checkpoint_every steps) cannot continue it. Start over.
                 log.warning("%s stopped before its first checkpoint: starting over, its buffers discarded", run_dir)
