@@ -17,7 +17,12 @@ The model, and why each parameter is there:
               info["oracle_dense_reward"], up by min_progress over those steps) is left alone.
   stuck       a robot that makes no progress is as bad as a wrong one (a policy that learned to hold
               still is common early in training): the TCP less than stuck_distance from where it was
-              stuck_steps steps ago (0: never). Neither trigger fires on a success: nobody steps in then.
+              stuck_steps steps ago (0: never) while the expert moved on every one of those steps
+              (translation at least min_motion). A person lining a peg up with a hole moves a
+              fraction of a millimetre a step and does not call that stuck: without the expert's
+              motion in the rule the human took over from the noisy expert itself 0.75 times an
+              episode on peg_insert, so RLIF penalised careful alignment. Neither trigger fires on a
+              success: nobody steps in then.
   reaction    a person decides, then reaches for the SpaceMouse: the policy still drives the step
               the human decides on and reaction_delay_steps more, then the human takes over. So a
               deviating policy executes patience_steps + reaction_delay_steps actions first.
@@ -211,6 +216,7 @@ class SimulatedHuman:
         """Decide whether to take over, from what the policy does now and where the TCP has been."""
         c = self.config
         self._positions.append(np.array(obs["state"]["tcp_pose"][:3], dtype=np.float64))
+        self._expert_moving.append(bool(np.linalg.norm(expert_action[:3]) >= c.min_motion))
         if info["success"]:
             self._deviating = 0
             return
@@ -227,6 +233,7 @@ class SimulatedHuman:
             c.stuck_steps > 0
             and len(self._positions) > c.stuck_steps
             and np.linalg.norm(self._positions[-1] - self._positions[0]) < c.stuck_distance
+            and all(self._expert_moving)
         )
         if self._deviating >= c.patience_steps or stuck:
             reason = "deviation" if self._deviating >= c.patience_steps else "stuck"
@@ -252,6 +259,7 @@ class SimulatedHuman:
         self._deviating = 0
         self._streak_progress: float | None = None  # the task's progress when the deviating streak began
         self._positions: deque[np.ndarray] = deque(maxlen=self.config.stuck_steps + 1)
+        self._expert_moving: deque[bool] = deque(maxlen=self.config.stuck_steps + 1)  # over the same steps
 
     def _budget_left(self) -> float:  # inf: unlimited
         c = self.config

@@ -23,7 +23,7 @@ class FakeExpert:
     """Always the same action; counts its calls and resets."""
 
     def __init__(self, action: np.ndarray = EXPERT_ACTION):
-        self.action = np.asarray(action, np.float32)
+        self.action = np.array(action, np.float32)  # a copy: a test may change it mid-run
         self.calls = self.resets = 0
 
     def act(self, obs: dict, info: dict) -> np.ndarray:
@@ -145,6 +145,19 @@ def test_no_stuck_takeover_when_disabled_or_the_task_is_done(stuck_steps, succes
     assert not any(intervening(decisions))
 
 
+def test_a_still_tcp_is_not_stuck_while_the_expert_holds_still_too():
+    # lining a peg up: the expert's own moves are below min_motion, the TCP hardly moves
+    fine = FakeExpert(np.array([0.05, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0], np.float32))
+    assert not any(intervening(run(make_human(fine, stuck_steps=4), EXPERT_ACTION, 30, moving=False)))
+    # one slow expert step in the window is enough: stuck needs the expert moving on all of them
+    human = make_human(FakeExpert(), stuck_steps=4)
+    human.expert.action[:3] = 0.05
+    assert not human.step(fake_obs(0, False), {"success": False}, EXPERT_ACTION).intervening
+    human.expert.action[:3] = EXPERT_ACTION[:3]
+    decisions = run(human, EXPERT_ACTION, 8, moving=False)
+    assert intervening(decisions).index(True) == 6  # the window slid past the slow step at 4
+
+
 @pytest.fixture
 def make_env() -> Iterator[Callable[[str], SimTwinEnv]]:
     envs: list[SimTwinEnv] = []
@@ -176,6 +189,24 @@ def test_a_still_policy_on_the_twin_is_taken_over_as_stuck(make_env, task):
     assert intervening(decisions)[:8] == [False] * 7 + [True]
     assert decisions[7].reason == "stuck" and decisions[7].started
     assert np.linalg.norm(obs["state"]["tcp_pose"][:3] - start) > 0.05  # the human moved it
+
+
+def test_the_noisy_peg_insert_expert_is_never_taken_over(make_env):
+    # a person's hand (noise 0.02, the bench's) lines the peg up a fraction of a millimetre a step:
+    # neither slow alignment nor the push into the hole is "stuck" (it was, 0.75 times an episode)
+    env = make_env("peg_insert")
+    human, policy = SimulatedHuman(SimulatedHumanConfig(), make_expert(env)), make_expert(env)
+    rng = np.random.default_rng(0)
+    for seed in range(4):
+        obs, info = env.reset(seed=9000 + seed)
+        human.reset()
+        policy.reset()
+        terminated = truncated = False
+        while not (terminated or truncated):
+            action = np.clip(policy.act(obs, info) + rng.normal(0.0, 0.02, 7), -1, 1).astype(np.float32)
+            assert not human.step(obs, info, action).intervening
+            obs, _, terminated, truncated, info = env.step(action)
+        assert info["success"]
 
 
 @pytest.mark.parametrize("task", ["reach", "pick_cube"])
