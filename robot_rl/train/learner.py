@@ -392,16 +392,17 @@ class Trainer:
                 returns[step.episode] = returns.get(step.episode, 0.0) + counted
                 if step.terminated or step.truncated:
                     episode_ends.append((bool(step.success), bool(step.terminated), returns.pop(step.episode)))
-                self.step += 1
-                bar.update(1)
                 metrics = {}
-                # One update (utd_ratio critic steps) per executed step, as in sync mode: the
-                # update-to-data ratio is the configured one however fast the actors run.
+                # One update (utd_ratio critic steps) per executed step from the same step on as
+                # in sync mode: the update-to-data ratio is the configured one however fast the
+                # actors run.
                 if self.step >= c.learning_starts:
                     metrics = self._update()
                     updates += 1
                     if updates % c.weight_push_every == 0:
                         actors.push_weights(_cpu(self.agent.actor_state_dict()), updates)
+                self.step += 1
+                bar.update(1)
                 self._periodic(self.step, metrics, episode_ends, start, t0, updates, bar)
         finally:
             actors.close()

@@ -7,6 +7,7 @@ import threading
 
 import numpy as np
 import pytest
+import torch
 
 from robot_rl.config import load_config
 from robot_rl.robot.messages import StepMessage
@@ -23,6 +24,58 @@ def test_async_mode_trains_on_the_actor_threads_steps(tmp_path, tiny):
     assert int(trainer.online.has_next.sum()) == config.train.env_steps  # every executed step stored once
     assert trainer.agent.update_step > 0
     assert result["curve"]["env_steps"][-1] == config.train.env_steps
+
+
+class LockstepActors:
+    """Steps the trainer's env when the learner asks, with the learner's own agent and generator,
+    as the synchronous loop does: async training on these steps must be sync training exactly."""
+
+    def __init__(self, trainer: Trainer):
+        self.trainer = trainer
+
+    def start(self, actor_state):
+        self.obs, _ = self.trainer.env.reset(seed=self.trainer._episode_seed())
+
+    def get(self):
+        t = self.trainer
+        if t.step < t.config.train.learning_starts:
+            action = t.rng.uniform(-1.0, 1.0, ACTION_DIM).astype(np.float32)
+        else:
+            action = t.agent.act(self.obs)
+        next_obs, reward, terminated, truncated, info = t.env.step(action)
+        step = StepMessage(
+            "episode", 0, 0, self.obs, action, action, False, float(reward), next_obs, terminated, truncated,
+            bool(info["success"]),
+        )  # fmt: skip
+        self.obs = next_obs
+        if terminated or truncated:
+            self.obs, _ = t.env.reset(seed=t._episode_seed())
+        return step
+
+    def push_weights(self, actor_state, version):
+        pass
+
+    def close(self):
+        pass
+
+
+def test_the_async_loop_on_lockstep_steps_trains_exactly_as_the_sync_loop(tmp_path, tiny):
+    """The learner side of async mode (storing, updating from the same step on, evaluating) is the
+    sync loop's: what differs in async runs is only where the actions come from."""
+    config = load_config(tiny)
+    sync, lockstep = Trainer(config, tmp_path / "sync"), Trainer(config, tmp_path / "lockstep")
+    sync.train()
+    lockstep.train(LockstepActors(lockstep))
+    assert sync.agent.update_step == lockstep.agent.update_step > 0
+    rows = np.flatnonzero(sync.online.has_next)
+    np.testing.assert_array_equal(rows, np.flatnonzero(lockstep.online.has_next))
+    np.testing.assert_array_equal(sync.online.state[rows], lockstep.online.state[rows])
+    np.testing.assert_array_equal(sync.online.action[rows], lockstep.online.action[rows])
+    for name, weights in sync.agent.actor_state_dict().items():
+        torch.testing.assert_close(weights, lockstep.agent.actor_state_dict()[name], rtol=0, atol=0)
+    for trainer in (sync, lockstep):
+        trainer.online.close()
+        trainer.demos.close()
 
 
 class ScriptedActors:
