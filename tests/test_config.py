@@ -55,6 +55,13 @@ def test_overrides_reach_nested_values():
     assert config.seed == 7
 
 
+@pytest.mark.parametrize("agent", ["sac", "bc"])
+def test_the_runs_seed_seeds_the_agent_too(agent):
+    # seeds 0, 1, 2 of a benchmark differ in the networks' initialisation and noise, not only the env's
+    assert load_config([f"agent={agent}", "seed=3"]).agent.seed == 3
+    assert load_config([f"agent={agent}", "seed=3", "agent.seed=5"]).agent.seed == 5
+
+
 def test_unknown_task_lists_valid_names():
     with pytest.raises(HydraException) as error:
         load_config(["task=stack_blocks"])
