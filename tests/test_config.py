@@ -55,11 +55,14 @@ def test_overrides_reach_nested_values():
     assert config.seed == 7
 
 
-@pytest.mark.parametrize("agent", ["sac", "bc"])
-def test_the_runs_seed_seeds_the_agent_too(agent):
+@pytest.mark.parametrize(
+    "group, option",
+    [("agent", "sac"), ("agent", "bc")] + [("reward", r) for r in ("classifier", "perceptual", "preference")],
+)
+def test_the_runs_seed_seeds_the_learned_models_too(group, option):
     # seeds 0, 1, 2 of a benchmark differ in the networks' initialisation and noise, not only the env's
-    assert load_config([f"agent={agent}", "seed=3"]).agent.seed == 3
-    assert load_config([f"agent={agent}", "seed=3", "agent.seed=5"]).agent.seed == 5
+    assert getattr(load_config([f"{group}={option}", "seed=3"]), group).seed == 3
+    assert getattr(load_config([f"{group}={option}", "seed=3", f"{group}.seed=5"]), group).seed == 5
 
 
 def test_unknown_task_lists_valid_names():
