@@ -191,10 +191,12 @@ def test_a_still_policy_on_the_twin_is_taken_over_as_stuck(make_env, task):
     assert np.linalg.norm(obs["state"]["tcp_pose"][:3] - start) > 0.05  # the human moved it
 
 
-def test_the_noisy_peg_insert_expert_is_never_taken_over(make_env):
-    # a person's hand (noise 0.02, the bench's) lines the peg up a fraction of a millimetre a step:
-    # neither slow alignment nor the push into the hole is "stuck" (it was, 0.75 times an episode)
-    env = make_env("peg_insert")
+# peg_insert with a person's hand (noise 0.02, the bench's): lining the peg up moves a fraction of a
+# millimetre a step, and neither that nor the push into the hole is "stuck" (it was, 0.75 times an
+# episode, before the stuck rule asked whether the expert itself would move)
+@pytest.mark.parametrize(("task", "noise_std"), [("reach", 0.0), ("pick_cube", 0.0), ("peg_insert", 0.02)])
+def test_an_expert_policy_on_the_twin_is_never_taken_over(make_env, task, noise_std):
+    env = make_env(task)
     human, policy = SimulatedHuman(SimulatedHumanConfig(), make_expert(env)), make_expert(env)
     rng = np.random.default_rng(0)
     for seed in range(4):
@@ -203,23 +205,7 @@ def test_the_noisy_peg_insert_expert_is_never_taken_over(make_env):
         policy.reset()
         terminated = truncated = False
         while not (terminated or truncated):
-            action = np.clip(policy.act(obs, info) + rng.normal(0.0, 0.02, 7), -1, 1).astype(np.float32)
-            assert not human.step(obs, info, action).intervening
-            obs, _, terminated, truncated, info = env.step(action)
-        assert info["success"]
-
-
-@pytest.mark.parametrize("task", ["reach", "pick_cube"])
-def test_an_expert_policy_on_the_twin_is_never_taken_over(make_env, task):
-    env = make_env(task)
-    human, policy = SimulatedHuman(SimulatedHumanConfig(), make_expert(env)), make_expert(env)
-    for seed in (0, 1):
-        obs, info = env.reset(seed=seed)
-        human.reset()
-        policy.reset()
-        terminated = truncated = False
-        while not (terminated or truncated):
-            action = policy.act(obs, info)
+            action = np.clip(policy.act(obs, info) + rng.normal(0.0, noise_std, 7), -1, 1).astype(np.float32)
             assert not human.step(obs, info, action).intervening
             obs, _, terminated, truncated, info = env.step(action)
         assert info["success"]
