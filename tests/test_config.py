@@ -65,6 +65,15 @@ def test_the_runs_seed_seeds_the_learned_models_too(group, option):
     assert getattr(load_config([f"{group}={option}", "seed=3", f"{group}.seed=5"]), group).seed == 5
 
 
+def test_a_task_specialises_its_agent_only_where_it_needs_to():
+    # configs/task_agent/peg_insert_sac.yaml: the exploration peg_insert tolerates
+    peg = load_config(["task=peg_insert"]).agent
+    assert (peg.target_entropy, peg.log_std_max) == (-10.0, -3.7)
+    assert load_config(["task=pick_cube"]).agent.target_entropy is None
+    assert load_config(["task=peg_insert", "agent=bc"]).agent.name == "bc"  # nothing of SAC's forced onto BC
+    assert load_config(["task=peg_insert", "agent.target_entropy=-4"]).agent.target_entropy == -4.0  # the command line wins
+
+
 def test_unknown_task_lists_valid_names():
     with pytest.raises(HydraException) as error:
         load_config(["task=stack_blocks"])
