@@ -1,7 +1,7 @@
 """How much of SAC's exploration noise each task tolerates: the scripted expert with a
 tanh-Gaussian's noise on its actions, success rate and entropy per noise level.
 
-    .venv/bin/python bench/exploration_noise.py                    # ~3 min on 2 cores
+    .venv/bin/python bench/exploration_noise.py                    # ~6 min on 2 busy cores
     .venv/bin/python bench/exploration_noise.py --episodes 20 --tasks peg_insert
 
 What is measured
