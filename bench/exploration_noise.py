@@ -58,7 +58,10 @@ def noisy_episode(env: SimTwinEnv, expert, seed: int, sigma: float, dims: list[i
         u = mu + sigma * rng.standard_normal(len(dims))
         action[dims] = np.tanh(u)
         log_prob = np.sum(
-            -0.5 * ((u - mu) / sigma) ** 2 - np.log(sigma) - 0.5 * np.log(2 * np.pi) - np.log1p(-np.tanh(u) ** 2 + 1e-12)
+            -0.5 * ((u - mu) / sigma) ** 2
+            - np.log(sigma)
+            - 0.5 * np.log(2 * np.pi)
+            - np.log1p(-(np.tanh(u) ** 2) + 1e-12)
         )
         neg_log_probs.append(float(-log_prob))
         obs, _, terminated, truncated, info = env.step(action)
@@ -91,7 +94,9 @@ def main() -> None:
                     "entropy": round(float(np.mean([v for _, steps in outcomes for v in steps])), 3),
                 }
             )
-            print(f"{task:10s} sigma {sigma:<5g} success {levels[-1]['success_rate']:.2f} entropy {levels[-1]['entropy']}")
+            print(
+                f"{task:10s} sigma {sigma:<5g} success {levels[-1]['success_rate']:.2f} entropy {levels[-1]['entropy']}"
+            )
         env.close()
         results[task] = {
             "controlled_actions": dims,

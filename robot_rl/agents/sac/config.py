@@ -42,7 +42,9 @@ class SACConfig(LearnedAgentConfig):
     # SERL's 1e-2. At 1.0 the entropy term outweighs a 0/1 reward for the whole run: at lr 3e-4
     # log(alpha) falls by ~3e-4 per update, so alpha needs ~15k updates to get down to 1e-2.
     init_temperature: float = 1e-2
-    target_entropy: float | None = None  # None: -(continuous action dim) / 2, as in RLPD
+    # None: -(continuous action dim) / 2, as in RLPD. A task that tolerates less exploration noise sets
+    # it lower in configs/task_agent/<task>_sac.yaml (peg_insert: bench/exploration_noise.py).
+    target_entropy: float | None = None
     log_std_min: float = -5.0
     log_std_max: float = 2.0
     batch_size: int = 128  # per batch, utd_ratio of them per update (RLPD/SERL: 256; 128 halves a CPU critic step)
