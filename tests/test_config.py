@@ -71,7 +71,8 @@ def test_a_task_specialises_its_agent_only_where_it_needs_to():
     assert (peg.target_entropy, peg.log_std_max) == (-10.0, -3.7)
     assert load_config(["task=pick_cube"]).agent.target_entropy is None
     assert load_config(["task=peg_insert", "agent=bc"]).agent.name == "bc"  # nothing of SAC's forced onto BC
-    assert load_config(["task=peg_insert", "agent.target_entropy=-4"]).agent.target_entropy == -4.0  # the command line wins
+    # the command line wins
+    assert load_config(["task=peg_insert", "agent.target_entropy=-4"]).agent.target_entropy == -4.0
 
 
 def test_unknown_task_lists_valid_names():
