@@ -11,10 +11,11 @@ What is measured
   expert is that policy's mean (mu = atanh of its action, clipped to +-0.999) with a fixed sigma
   per level, on seeds 0..N-1 (state-only, no randomisation beyond the tasks' own). Per level:
   the success rate, and the mean over the executed steps of -log pi(a|s) = sum over the
-  controlled entries of [-log N(u; mu, sigma) + log(1 - tanh(u)^2)], i.e. the entropy SAC's
-  temperature would be holding. A task whose success collapses at an entropy above its
-  configured target cannot be solved by SAC's exploratory policy there, however good its mean:
-  online episodes rarely succeed and the sparse reward never shows up. The configured target
+  controlled entries of [-log N(u; mu, sigma) + log(1 - tanh(u)^2)] (the actor's own
+  tanh_gaussian_log_prob), i.e. the entropy SAC's temperature would be holding. A task whose
+  success collapses at an entropy above its configured target cannot be solved by SAC's
+  exploratory policy there, however good its mean: online episodes rarely succeed and the sparse
+  reward never shows up. The configured target
   per task is read from the composed config (`task=<name>`, configs/task_agent/ specialises it).
 
 Writes bench/results/exploration_noise.json and .png, prints a summary.
@@ -36,7 +37,10 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
+from robot_rl.agents.networks import tanh_gaussian_log_prob  # noqa: E402
+from robot_rl.agents.sac.config import SACConfig  # noqa: E402
 from robot_rl.config import load_config  # noqa: E402
 from robot_rl.sim.config import TASK_NAMES, SimConfig  # noqa: E402
 from robot_rl.sim.env import SimTwinEnv  # noqa: E402
@@ -55,15 +59,11 @@ def noisy_episode(env: SimTwinEnv, expert, seed: int, sigma: float, dims: list[i
     while True:
         action = expert.act(obs, info).astype(np.float64)
         mu = np.arctanh(np.clip(action[dims], -MAX_ABS_ACTION, MAX_ABS_ACTION))
-        u = mu + sigma * rng.standard_normal(len(dims))
+        noise = rng.standard_normal(len(dims))
+        u = mu + sigma * noise
         action[dims] = np.tanh(u)
-        log_prob = np.sum(
-            -0.5 * ((u - mu) / sigma) ** 2
-            - np.log(sigma)
-            - 0.5 * np.log(2 * np.pi)
-            - np.log1p(-(np.tanh(u) ** 2) + 1e-12)
-        )
-        neg_log_probs.append(float(-log_prob))
+        log_prob = tanh_gaussian_log_prob(*map(torch.as_tensor, (u, noise, np.full(len(dims), np.log(sigma)))))
+        neg_log_probs.append(-float(log_prob))
         obs, _, terminated, truncated, info = env.step(action)
         if terminated or truncated:
             return bool(info["success"]), neg_log_probs
@@ -81,8 +81,8 @@ def main() -> None:
         env = SimTwinEnv(task, sim=SimConfig(cameras=[]))
         expert = make_expert(env)
         dims = env.task.cfg.controlled_actions()
-        configured = load_config([f"task={task}"]).agent.target_entropy
-        default_target = -len(dims) / 2
+        configured = load_config([f"task={task}"]).agent.target_entropy_for(len(dims))
+        default_target = SACConfig().target_entropy_for(len(dims))
         rng = np.random.default_rng(0)
         levels = []
         for sigma in SIGMAS:
@@ -101,7 +101,7 @@ def main() -> None:
         results[task] = {
             "controlled_actions": dims,
             "default_target_entropy": default_target,
-            "configured_target_entropy": configured if configured is not None else default_target,
+            "configured_target_entropy": configured,
             "levels": levels,
         }
 

@@ -261,6 +261,14 @@ class ObservationEncoder(nn.Module):
 
 
 # --- the actor -------------------------------------------------------------------------------
+def tanh_gaussian_log_prob(u: torch.Tensor, noise: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+    """log pi(tanh(u)) for u = mean + exp(log_std) * noise, summed over the last dimension:
+    log N(u) minus log|d tanh(u)/du| = log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)), the
+    numerically stable form (no log of a number near 0)."""
+    log_prob = (-0.5 * noise.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+    return log_prob - (2 * (math.log(2) - u - F.softplus(-2 * u))).sum(-1)
+
+
 class TanhGaussianActor(nn.Module):
     """pi(a|s) = tanh(N(mu(s), sigma(s))), log-std squashed into [log_std_min, log_std_max] by a
     tanh (as in CleanRL's and DrQ's SAC)."""
@@ -288,12 +296,7 @@ class TanhGaussianActor(nn.Module):
         std = log_std.exp()
         noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
         u = mean + std * noise
-        action = torch.tanh(u)
-        # log N(u) minus log|d tanh(u)/du| = log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)),
-        # the numerically stable form (no log of a number near 0).
-        log_prob = (-0.5 * noise.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
-        log_prob = log_prob - (2 * (math.log(2) - u - F.softplus(-2 * u))).sum(-1)
-        return action, log_prob
+        return torch.tanh(u), tanh_gaussian_log_prob(u, noise, log_std)
 
     def mode(self, features: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self(features)[0])

@@ -87,7 +87,7 @@ class SACAgent:
         continuous = [i for i in controlled if not (self.hybrid and i == action_dim - 1)]
         self.continuous_index = torch.tensor(continuous, device=self.device)
         self.continuous_dim = len(continuous)
-        self.target_entropy = -self.continuous_dim / 2 if c.target_entropy is None else c.target_entropy
+        self.target_entropy = c.target_entropy_for(self.continuous_dim)
 
         with torch.random.fork_rng(devices=[]):  # seeded initialisation, global RNG untouched
             torch.manual_seed(c.seed)

@@ -42,8 +42,9 @@ class SACConfig(LearnedAgentConfig):
     # SERL's 1e-2. At 1.0 the entropy term outweighs a 0/1 reward for the whole run: at lr 3e-4
     # log(alpha) falls by ~3e-4 per update, so alpha needs ~15k updates to get down to 1e-2.
     init_temperature: float = 1e-2
-    # None: -(continuous action dim) / 2, as in RLPD. A task that tolerates less exploration noise sets
-    # it lower in configs/task_agent/<task>_sac.yaml (peg_insert: bench/exploration_noise.py).
+    # None: -(continuous action dim) / 2, as in RLPD (target_entropy_for). A task that tolerates less
+    # exploration noise sets it lower in configs/task_agent/<task>_sac.yaml (peg_insert:
+    # bench/exploration_noise.py).
     target_entropy: float | None = None
     log_std_min: float = -5.0
     log_std_max: float = 2.0
@@ -54,6 +55,10 @@ class SACConfig(LearnedAgentConfig):
     hybrid_gripper: bool = False
     grasp_penalty: float = -0.02  # added to the grasp critic's reward when a command toggles the gripper
     seed: int = 0
+
+    def target_entropy_for(self, continuous_dim: int) -> float:
+        """The entropy the temperature holds the policy at, for this many continuous action entries."""
+        return -continuous_dim / 2 if self.target_entropy is None else self.target_entropy
 
     def validate(self, key: str = "agent") -> None:
         def check(condition: bool, name: str, message: str) -> None:
