@@ -21,8 +21,16 @@ The model, and why each parameter is there:
               (translation at least min_motion). A person lining a peg up with a hole moves a
               fraction of a millimetre a step and does not call that stuck: without the expert's
               motion in the rule the human took over from the noisy expert itself 0.75 times an
-              episode on peg_insert, so RLIF penalised careful alignment. Neither trigger fires on a
-              success: nobody steps in then.
+              episode on peg_insert, so RLIF penalised careful alignment.
+  stalled     nor does a person watch a robot sit beside the goal for long, whatever the expert would
+              do there: the TCP less than stuck_distance from where it was stall_steps steps ago
+              (0: never) and the task's dense progress up by less than min_progress over them. This
+              is the stuck rule without the expert's motion, over a longer window: next to the goal
+              the expert's corrections are too small to count as motion (a peg resting on the rim
+              1-3 mm off the hole's axis), so without it a policy could rest there at no cost,
+              which RLIF's reward values as much as a success. The noisy expert (noise 0.02) never
+              rests 25 steps on peg_insert (10 steps: in a third of its episodes).
+              None of the triggers fires on a success: nobody steps in then.
   reaction    a person decides, then reaches for the SpaceMouse: the policy still drives the step
               the human decides on and reaction_delay_steps more, then the human takes over. So a
               deviating policy executes patience_steps + reaction_delay_steps actions first.
@@ -81,6 +89,7 @@ class SimulatedHumanConfig:
     patience_steps: int = 2  # consecutive deviating steps before deciding to take over
     stuck_steps: int = 10  # 0: no stuck detection
     stuck_distance: float = 0.005  # m
+    stall_steps: int = 30  # 0: no stall detection
     reaction_delay_steps: int = 1  # policy steps between the deciding step and the takeover
     takeover_steps: int = 8  # one intervention's length, then hand back
     noise_std: float = 0.1  # on the human's action, before clipping to [-1, 1]
@@ -102,6 +111,7 @@ class SimulatedHumanConfig:
         for name, low in (
             ("patience_steps", 1),
             ("stuck_steps", 0),
+            ("stall_steps", 0),
             ("reaction_delay_steps", 0),
             ("takeover_steps", 1),
             ("seed", 0),
@@ -130,7 +140,7 @@ class HumanDecision:
     action: np.ndarray | None  # float32[7], the human's action while intervening, else None
     intervening: bool
     started: bool  # the first step of an intervention (RLIF's reward is -1 there)
-    reason: str  # why the ongoing intervention began: "deviation" or "stuck"; "" when not intervening
+    reason: str  # why the ongoing intervention began: "deviation", "stuck" or "stalled"; "" when not
     interventions: int  # started over the run, this one included
     episode_intervened_steps: int  # this step included
     total_intervened_steps: int
@@ -217,10 +227,11 @@ class SimulatedHuman:
         c = self.config
         self._positions.append(np.array(obs["state"]["tcp_pose"][:3], dtype=np.float64))
         self._expert_moving.append(bool(np.linalg.norm(expert_action[:3]) >= c.min_motion))
+        progress = info.get("oracle_dense_reward")
+        self._progress.append(progress)
         if info["success"]:
             self._deviating = 0
             return
-        progress = info.get("oracle_dense_reward")
         if not self._wrong_way(policy_action, expert_action):
             self._deviating = 0
         else:
@@ -229,15 +240,20 @@ class SimulatedHuman:
             self._deviating += 1
             if progress is not None and progress - self._streak_progress >= c.min_progress:
                 self._deviating = 0  # its own way, but getting there
-        stuck = (
-            c.stuck_steps > 0
-            and len(self._positions) > c.stuck_steps
-            and np.linalg.norm(self._positions[-1] - self._positions[0]) < c.stuck_distance
-            and all(self._expert_moving)
+        stuck = self._still_for(c.stuck_steps) and all(self._expert_moving)
+        stalled = self._still_for(c.stall_steps) and (
+            progress is None or progress - min(self._progress) < c.min_progress
         )
-        if self._deviating >= c.patience_steps or stuck:
-            reason = "deviation" if self._deviating >= c.patience_steps else "stuck"
-            self._pending = (now + 1 + c.reaction_delay_steps, reason)
+        if self._deviating >= c.patience_steps:
+            self._pending = (now + 1 + c.reaction_delay_steps, "deviation")
+        elif stuck or stalled:
+            self._pending = (now + 1 + c.reaction_delay_steps, "stuck" if stuck else "stalled")
+
+    def _still_for(self, steps: int) -> bool:
+        """Whether the TCP is less than stuck_distance from where it was `steps` steps ago (0: never)."""
+        if steps == 0 or len(self._positions) <= steps:
+            return False
+        return bool(np.linalg.norm(self._positions[-1] - self._positions[-1 - steps]) < self.config.stuck_distance)
 
     def _wrong_way(self, policy_action: np.ndarray, expert_action: np.ndarray) -> bool:
         c = self.config
@@ -258,8 +274,10 @@ class SimulatedHuman:
     def _forget(self) -> None:
         self._deviating = 0
         self._streak_progress: float | None = None  # the task's progress when the deviating streak began
-        self._positions: deque[np.ndarray] = deque(maxlen=self.config.stuck_steps + 1)
-        self._expert_moving: deque[bool] = deque(maxlen=self.config.stuck_steps + 1)  # over the same steps
+        c = self.config
+        self._positions: deque[np.ndarray] = deque(maxlen=max(c.stuck_steps, c.stall_steps) + 1)
+        self._expert_moving: deque[bool] = deque(maxlen=c.stuck_steps + 1)  # over the stuck window
+        self._progress: deque[float | None] = deque(maxlen=c.stall_steps + 1)  # over the stall window
 
     def _budget_left(self) -> float:  # inf: unlimited
         c = self.config

@@ -1,4 +1,4 @@
-"""The simulated human: when it takes over (deviation, stuck), for how long, on what budget, with
+"""The simulated human: when it takes over (deviation, stuck, stalled), for how long, on what budget, with
 what noise; its config errors; and on the twin, that an expert policy is left alone, a still one is
 taken over, and the human's corrections make a random policy reach its goal."""
 
@@ -139,23 +139,53 @@ def test_a_still_tcp_is_taken_over_after_stuck_steps_and_delay():
     assert decisions[6].started and decisions[6].reason == "stuck"
 
 
-@pytest.mark.parametrize(("stuck_steps", "success"), [(0, False), (4, True)])
-def test_no_stuck_takeover_when_disabled_or_the_task_is_done(stuck_steps, success):
-    decisions = run(make_human(stuck_steps=stuck_steps), EXPERT_ACTION, 30, moving=False, success=success)
-    assert not any(intervening(decisions))
+@pytest.mark.parametrize(("stuck_steps", "stall_steps", "success"), [(0, 0, False), (4, 6, True)])
+def test_no_stuck_or_stalled_takeover_when_disabled_or_the_task_is_done(stuck_steps, stall_steps, success):
+    human = make_human(stuck_steps=stuck_steps, stall_steps=stall_steps)
+    assert not any(intervening(run(human, EXPERT_ACTION, 30, moving=False, success=success)))
+
+
+FINE = np.array([0.05, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0], np.float32)  # the expert lining a peg up: below min_motion
 
 
 def test_a_still_tcp_is_not_stuck_while_the_expert_holds_still_too():
-    # lining a peg up: the expert's own moves are below min_motion, the TCP hardly moves
-    fine = FakeExpert(np.array([0.05, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0], np.float32))
-    assert not any(intervening(run(make_human(fine, stuck_steps=4), EXPERT_ACTION, 30, moving=False)))
+    human = make_human(FakeExpert(FINE), stuck_steps=4, stall_steps=0)
+    assert not any(intervening(run(human, EXPERT_ACTION, 30, moving=False)))
     # one slow expert step in the window is enough: stuck needs the expert moving on all of them
-    human = make_human(FakeExpert(), stuck_steps=4)
+    human = make_human(FakeExpert(), stuck_steps=4, stall_steps=0)
     human.expert.action[:3] = 0.05
     assert not human.step(fake_obs(0, False), {"success": False}, EXPERT_ACTION).intervening
     human.expert.action[:3] = EXPERT_ACTION[:3]
     decisions = run(human, EXPERT_ACTION, 8, moving=False)
     assert intervening(decisions).index(True) == 6  # the window slid past the slow step at 4
+
+
+# stalled --------------------------------------------------------------------------------------------
+def run_with_progress(human: SimulatedHuman, progress: list[float], moving: bool = False) -> list[HumanDecision]:
+    return [
+        human.step(fake_obs(i, moving), {"success": False, "oracle_dense_reward": p}, EXPERT_ACTION)
+        for i, p in enumerate(progress)
+    ]
+
+
+def test_a_still_tcp_without_progress_is_taken_over_as_stalled_even_where_the_expert_holds_still():
+    human = make_human(FakeExpert(FINE), stuck_steps=4, stall_steps=6, reaction_delay_steps=1, takeover_steps=3)
+    decisions = run_with_progress(human, [0.5] * 12)
+    # decided at step 6 (7 observations, 6 steps apart, no progress), one step of delay
+    assert intervening(decisions) == [False] * 8 + [True] * 3 + [False]
+    assert decisions[8].started and decisions[8].reason == "stalled"
+
+
+def test_progress_or_motion_is_not_stalled():
+    human = make_human(FakeExpert(FINE), stall_steps=6, min_progress=0.01)
+    # lining up: 0.002 a step, 0.012 over the window
+    assert not any(intervening(run_with_progress(human, [0.5 + 0.002 * i for i in range(30)])))
+    human.reset()
+    assert not any(intervening(run_with_progress(human, [0.5] * 30, moving=True)))
+    human.reset()
+    # progress that came and went is none: the window's lowest is where it is now
+    decisions = run_with_progress(human, [0.5, 0.6, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5])
+    assert intervening(decisions).index(True) == 8
 
 
 @pytest.fixture
@@ -191,25 +221,43 @@ def test_a_still_policy_on_the_twin_is_taken_over_as_stuck(make_env, task):
     assert np.linalg.norm(obs["state"]["tcp_pose"][:3] - start) > 0.05  # the human moved it
 
 
-# peg_insert with a person's hand (noise 0.02, the bench's): lining the peg up moves a fraction of a
-# millimetre a step, and neither that nor the push into the hole is "stuck" (it was, 0.75 times an
-# episode, before the stuck rule asked whether the expert itself would move)
-@pytest.mark.parametrize(("task", "noise_std"), [("reach", 0.0), ("pick_cube", 0.0), ("peg_insert", 0.02)])
-def test_an_expert_policy_on_the_twin_is_never_taken_over(make_env, task, noise_std):
-    env = make_env(task)
+def run_noisy_expert(env: SimTwinEnv, noise_std: float, episodes: int) -> Iterator[tuple[HumanDecision, dict]]:
+    """The scripted expert with Gaussian noise as the policy, watched by the simulated human; yields
+    the human's decision and the info it saw, step by step; every episode must succeed."""
     human, policy = SimulatedHuman(SimulatedHumanConfig(), make_expert(env)), make_expert(env)
     rng = np.random.default_rng(0)
-    for seed in range(4):
+    for seed in range(episodes):
         obs, info = env.reset(seed=9000 + seed)
         human.reset()
         policy.reset()
         terminated = truncated = False
         while not (terminated or truncated):
             action = np.clip(policy.act(obs, info) + rng.normal(0.0, noise_std, 7), -1, 1).astype(np.float32)
-            assert not human.step(obs, info, action).intervening
-            obs, _, terminated, truncated, info = env.step(action)
+            decision = human.step(obs, info, action)
+            yield decision, info
+            obs, _, terminated, truncated, info = env.step(action)  # the policy's action: a watching human
         assert info["success"]
-        assert human.episode_stats.interventions == 0 and human.episode_stats.steps > 0
+        assert human.episode_stats.steps > 0
+
+
+# peg_insert with a steady hand (noise 0.01): lining the peg up moves a fraction of a millimetre a
+# step, and neither that nor the push into the hole is "stuck" (it was, 0.75 times an episode, before
+# the stuck rule asked whether the expert itself would move) or "stalled"
+@pytest.mark.parametrize(("task", "noise_std"), [("reach", 0.0), ("pick_cube", 0.0), ("peg_insert", 0.01)])
+def test_an_expert_policy_on_the_twin_is_never_taken_over(make_env, task, noise_std):
+    assert not any(decision.intervening for decision, _ in run_noisy_expert(make_env(task), noise_std, 4))
+
+
+def test_a_shaky_expert_hovering_over_the_hole_is_taken_over_as_stalled_and_for_nothing_else(make_env):
+    # with noise 0.02 (0.6 mm a step) the expert's lining up to within 0.4 mm can take 4 s: it
+    # hovers over the hole not going in, which is what the stalled rule is for
+    steps = run_noisy_expert(make_env("peg_insert"), 0.02, 4)
+    starts = [(d.reason, info["task_state"]) for d, info in steps if d.started]
+    assert starts
+    for reason, task_state in starts:
+        rim, tip = task_state[:3], task_state[5:8]
+        assert reason == "stalled"
+        assert np.linalg.norm(tip[:2] - rim[:2]) < 0.0015 and 0.0 < tip[2] - rim[2] < 0.01
 
 
 # noise and seeding ----------------------------------------------------------------------------------
@@ -305,6 +353,7 @@ def test_episode_stats():
         ("patience_steps", 1.5),
         ("stuck_steps", -1),
         ("stuck_distance", -0.001),
+        ("stall_steps", -1),
         ("reaction_delay_steps", -1),
         ("takeover_steps", 0),
         ("noise_std", math.nan),
