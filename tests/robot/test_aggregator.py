@@ -219,7 +219,7 @@ def fresh_timer_aggregator(t: int, reports: list | None = None) -> ObservationAg
 
 
 @pytest.mark.parametrize(
-    ("stream", "limit_ms"), [("cameras/front", 100), (POSE, 50), (TWIST, 50), (JOINTS, 50), (WRENCH, 10)]
+    ("stream", "limit_ms"), [("cameras/front", 100), (POSE, 50), (TWIST, 50), (JOINTS, 50), (WRENCH, 25)]
 )
 def test_each_stream_goes_stale_after_its_own_limit(stream, limit_ms):
     t = 10_000 * MS
