@@ -46,7 +46,9 @@ What is measured
              classifier_cameras); the twin renders them for the reward
              model while the policy stays state-based (agent.cameras=[]). Its training episodes
              also record how often the classifier declared success vs the truth, so a hacked
-             reward would show.
+             reward would show. With --classifier-ensemble K (both classifier arms), K classifiers,
+             each on its own labelled episodes, and the reward their min-ensemble: success only
+             where all K call it (runs in <method>_ensembleK_s<seed>).
   Each run is `robot-rl train` in its own process with one torch thread (the two online runs
   share the two cores), in outputs/bench/<task>/<method>_s<seed>; running the bench again
   resumes unfinished runs from their checkpoints. Success rate = deterministic policy on
@@ -81,6 +83,7 @@ RESULTS = ROOT / "bench" / "results"
 TARGET_SUCCESS, TARGET_STEPS = 0.9, 30_000
 LEARNED_REWARD_TARGET = 0.8  # the reward issue's target for RLPD on the classifier's reward only
 TASKS = ("pick_cube", "peg_insert")
+CLASSIFIER_METHODS = ("rlpd_classifier", "rlpd_classifier_hil")
 METHODS = (
     "rlpd",
     "rlpd_10_critics",
@@ -98,20 +101,26 @@ RLIF_TARGET = 0.8
 def run_commands(method: str, seed: int, args: argparse.Namespace, run_dir: Path) -> list[list[str]]:
     """The robot-rl commands of one run, in order."""
     cli = [sys.executable, "-m", "robot_rl.cli"]
-    if method in ("rlpd_classifier", "rlpd_classifier_hil"):
-        # each arm trains its classifier (same seed, same labelled episodes: the same classifier),
+    if method in CLASSIFIER_METHODS:
+        # each arm trains its classifier(s) (same seed, same labelled episodes: the same classifier),
         # so two arms running at once never write one file
-        classifier = run_dir.with_name(run_dir.name + "_reward")
-        cameras = [f"task={args.task}", "sim=state", "sim.cameras=[front,wrist]", f"seed={seed}"]
-        reward = ["reward=classifier", f"reward.cameras=[{','.join(classifier_cameras(args.task))}]"]
-        train_reward = [*cli, "train-reward", *cameras, *reward, f"episodes={args.classifier_episodes}"]
-        trained = f"reward.checkpoint={classifier}/classifier.safetensors"
-        train = [*cli, "train", *cameras, "agent.cameras=[]", *reward, trained, *common_overrides(run_dir, args)]
+        cameras = ["sim=state", "sim.cameras=[front,wrist]"]
+        reward_cameras = f"[{','.join(classifier_cameras(args.task))}]"
+        commands, checkpoints = [], []
+        for member, classifier in enumerate(classifier_dirs(run_dir, args)):
+            checkpoints.append(f"{classifier}/classifier.safetensors")
+            if not (classifier / "classifier.safetensors").exists():  # a resumed bench keeps the reward it trained on
+                labels = [f"task={args.task}", *cameras, f"seed={seed + 1000 * member}", f"run_dir={classifier}"]
+                train_reward = ["train-reward", *labels, "reward=classifier", f"reward.cameras={reward_cameras}"]
+                commands.append([*cli, *train_reward, f"episodes={args.classifier_episodes}"])
+        if len(checkpoints) == 1:
+            reward = ["reward=classifier", f"reward.cameras={reward_cameras}", f"reward.checkpoint={checkpoints[0]}"]
+        else:
+            reward = ["reward=ensemble", f"reward.member.cameras={reward_cameras}"]
+            reward += [f"reward.checkpoints=[{','.join(checkpoints)}]"]
+        train = [*cli, "train", f"task={args.task}", *cameras, f"seed={seed}", "agent.cameras=[]", *reward]
         hil = ["hil=hil_serl", *human_overrides(args.task)] if method == "rlpd_classifier_hil" else []
-        commands = [[*train, *method_overrides("rlpd", args), *hil]]
-        if not (classifier / "classifier.safetensors").exists():  # a resumed bench keeps the reward it trained on
-            commands.insert(0, [*train_reward, f"run_dir={classifier}"])
-        return commands
+        return [*commands, [*train, *common_overrides(run_dir, args), *method_overrides("rlpd", args), *hil]]
     oracle = [f"task={args.task}", "sim=state", "reward=oracle_sparse", f"seed={seed}"]
     if method == "rlif":
         rlif = [f"task={args.task}", "sim=state", "hil=rlif", *human_overrides(args.task), f"seed={seed}"]
@@ -120,6 +129,22 @@ def run_commands(method: str, seed: int, args: argparse.Namespace, run_dir: Path
         train = [*cli, "train", *oracle, *common_overrides(run_dir, args), *method_overrides("rlpd", args)]
         return [loopback_namespace_command([*train, "train.transport=ros"])]
     return [[*cli, "train", *oracle, *common_overrides(run_dir, args), *method_overrides(method, args)]]
+
+
+def classifier_dirs(run_dir: Path, args: argparse.Namespace) -> list[Path]:
+    """Where a classifier arm's classifiers are trained: member k on the labelled episodes of seed
+    + 1000 k (member 0 on the run's own seed, as a single classifier is)."""
+    return [
+        run_dir.with_name(run_dir.name + "_reward" + (f"_{k}" if k else "")) for k in range(args.classifier_ensemble)
+    ]
+
+
+def run_name(method: str, seed: int, args: argparse.Namespace) -> str:
+    """A run's folder in outputs/bench/<task>/: an ensemble's runs apart from a single classifier's."""
+    ensemble = (
+        f"_ensemble{args.classifier_ensemble}" if method in CLASSIFIER_METHODS and args.classifier_ensemble > 1 else ""
+    )
+    return f"{method}{ensemble}_s{seed}"
 
 
 def classifier_cameras(task: str) -> list[str]:
@@ -180,6 +205,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--methods", nargs="+", default=["rlpd", "sac", "bc"], choices=METHODS)
     parser.add_argument("--classifier-episodes", type=int, default=60, help="rlpd_classifier: labelled episodes")
+    parser.add_argument(
+        "--classifier-ensemble",
+        type=int,
+        default=1,
+        help="rlpd_classifier*: classifiers, each on its own labelled episodes (> 1: their min-ensemble)",
+    )
     parser.add_argument("--parallel", type=int, default=2, help="runs at a time (one torch thread each)")
     parser.add_argument("--out", type=Path, help="default: bench/results/<task>_learning.json")
     parser.add_argument(
@@ -189,6 +220,8 @@ def main() -> None:
         "marked with where they come from: learning curves count env steps, which another day does not change",
     )
     args = parser.parse_args()
+    if args.classifier_ensemble < 1:
+        parser.error(f"--classifier-ensemble must be >= 1, got {args.classifier_ensemble}")
     args.out = args.out or RESULTS / f"{args.task}_learning.json"
 
     # ROS_*: for rlpd_ros, whose DDS discovery stays on its namespace's loopback
@@ -199,7 +232,7 @@ def main() -> None:
         "ROS_DOMAIN_ID": "42",
     }
     jobs = [(m, s) for s in args.seeds for m in args.methods]
-    run_dirs = {job: ROOT / "outputs" / "bench" / args.task / f"{job[0]}_s{job[1]}" for job in jobs}
+    run_dirs = {job: ROOT / "outputs" / "bench" / args.task / run_name(*job, args) for job in jobs}
     pending, running, wall = list(jobs), {}, {}
     while pending or running:
         while pending and len(running) < args.parallel:
@@ -231,9 +264,14 @@ def main() -> None:
     for method, seed in jobs:
         curve = json.loads((run_dirs[method, seed] / "curve.json").read_text())
         runs[f"{method}_s{seed}"] = {"method": method, "seed": seed, "wall_s": round(wall[method, seed], 1), **curve}
-        if method in ("rlpd_classifier", "rlpd_classifier_hil"):
-            report = run_dirs[method, seed].with_name(run_dirs[method, seed].name + "_reward") / "reward_report.json"
-            runs[f"{method}_s{seed}"]["classifier"] = json.loads(report.read_text())
+        if method in CLASSIFIER_METHODS:
+            reports = [
+                json.loads((d / "reward_report.json").read_text())
+                for d in classifier_dirs(run_dirs[method, seed], args)
+            ]
+            runs[f"{method}_s{seed}"]["classifier" if len(reports) == 1 else "classifiers"] = (
+                reports[0] if len(reports) == 1 else reports
+            )
     methods = list(args.methods)
     if args.reference:
         for name, run in json.loads(args.reference.read_text())["runs"].items():
@@ -276,8 +314,13 @@ def main() -> None:
         "task": f"{args.task}, state-based policy (privileged object pose), sparse success reward, CPU",
         "rewards": {
             "rlpd, rlpd_10_critics, rlpd_async, rlpd_ros, sac, bc": "ground-truth success from the twin (an oracle)",
-            "rlpd_classifier, rlpd_classifier_hil": "a success classifier on the "
-            f"{' + '.join(classifier_cameras(args.task))} camera(s) (128x128), trained by train-reward",
+            "rlpd_classifier, rlpd_classifier_hil": (
+                "a success classifier on the "
+                if args.classifier_ensemble == 1
+                else f"the min-ensemble (reward=ensemble) of {args.classifier_ensemble} success classifiers, each "
+                "trained on its own labelled episodes, on the "
+            )
+            + f"{' + '.join(classifier_cameras(args.task))} camera(s) (128x128), trained by train-reward",
             "rlif": "-1 where the simulated human steps in, 0 otherwise (no task reward)",
         },
         "demos": args.demos,

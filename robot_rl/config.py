@@ -22,7 +22,7 @@ from robot_rl.hil.config import HilConfig
 from robot_rl.rewards.classifier.config import SuccessClassifierConfig
 from robot_rl.rewards.clip.config import CLIPRewardConfig
 from robot_rl.rewards.config import OracleRewardConfig, RewardConfig
-from robot_rl.rewards.ensemble import CompositeRewardConfig
+from robot_rl.rewards.ensemble import CompositeRewardConfig, RewardEnsembleConfig
 from robot_rl.rewards.perceptual.config import PerceptualRewardConfig
 from robot_rl.rewards.preference.config import PreferenceRewardConfig
 from robot_rl.rewards.simple import ForcePenaltyConfig, InterventionRewardConfig
@@ -112,6 +112,7 @@ def register_configs() -> None:
     cs.store(group="schema/reward", name="preference", node=PreferenceRewardConfig)
     cs.store(group="schema/reward", name="force_penalty", node=ForcePenaltyConfig)
     cs.store(group="schema/reward", name="composite", node=CompositeRewardConfig)
+    cs.store(group="schema/reward", name="ensemble", node=RewardEnsembleConfig)
 
 
 def load_config(overrides: list[str] | None = None, config_name: str = "config") -> Config:

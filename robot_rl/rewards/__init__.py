@@ -2,10 +2,12 @@
 
 base.py is the interface (RewardModel.score: observations -> RewardOutput), config.py the base of
 every source's config; `make_reward_model` builds the model a `reward=...` config names, a
-composite's sources (ensemble.py) each by the same path as a single reward.
+composite's sources and an ensemble's members (ensemble.py) each by the same path as a single reward.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import torch
 
@@ -81,6 +83,17 @@ def _build(config: RewardConfig, device: torch.device | str, key: str) -> Reward
             )
         members = {name: _build(source, device, f"{key}.sources.{name}") for name, source in config.sources.items()}
         return CompositeReward(members, config)  # no .to(device): each source is where it runs (CLIP on its own)
+    if config.name == "ensemble":
+        from robot_rl.rewards.ensemble import RewardEnsemble
+
+        config.validate(key)
+        if not config.checkpoints:
+            raise ConfigError(f"{key}.checkpoints: list the members' files (see configs/reward/ensemble.yaml)")
+        members = [
+            _build(replace(config.member, checkpoint=path), device, f"{key}.checkpoints[{i}]")
+            for i, path in enumerate(config.checkpoints)
+        ]
+        return RewardEnsemble(members, config)
     if config.name in TRAINED_REWARDS:
         if not config.checkpoint:
             raise ConfigError(

@@ -39,14 +39,30 @@ def _union(camera_lists: Sequence[Sequence[str]]) -> tuple[str, ...]:
 
 @dataclass
 class RewardEnsembleConfig(RewardConfig):
+    """From Hydra (`reward=ensemble`, configs/reward/ensemble.yaml): one member per file in
+    `checkpoints`, each built from `member` (a trained reward's config, e.g. the classifier's) with
+    its checkpoint set to that file. Empty `checkpoints` and no `member` when the caller builds the
+    members itself and hands them to RewardEnsemble."""
+
     name: str = "ensemble"
     aggregation: str = "mean"  # "mean", "min" (worst case) or "mean_minus_var" (uncertainty-weighted)
     var_coef: float = 1.0  # lambda in mean - lambda * var; used by "mean_minus_var" only
+    member: RewardConfig | None = None
+    checkpoints: list[str] = field(default_factory=list)
 
     def validate(self, key: str = "reward") -> None:
         _check(self.name == "ensemble", f"{key}.name", f"must be 'ensemble', got {self.name!r}")
         check_choice(self.aggregation, AGGREGATIONS, f"{key}.aggregation")
         _check(self.var_coef >= 0, f"{key}.var_coef", f"must be >= 0, got {self.var_coef}")
+        if not self.checkpoints:
+            return
+        _check(self.member is not None, f"{key}.member", "the members' reward config is needed to build them")
+        _check(
+            hasattr(self.member, "checkpoint"),
+            f"{key}.member",
+            f"{self.member.name} is not a trained reward model: there is nothing to load from {key}.checkpoints",
+        )
+        self.member.validate(f"{key}.member")
 
 
 class RewardEnsemble(RewardModel):
@@ -55,6 +71,8 @@ class RewardEnsemble(RewardModel):
         min:             r = min_k r_k
         mean_minus_var:  r = mean_k r_k - lambda * var_k r_k
     uncertainty = std_k r_k, success_prob = mean of the members' success_prob (those that give one).
+    success: where every member declares success (None unless every member makes the decision), so
+    a policy must fool every member to end an episode on a false success.
     Variance and std are the population ones (divide by K), so one member has uncertainty 0, not NaN.
     The members' own `uncertainty` is not propagated: the spread across members is the estimate."""
 
@@ -85,7 +103,9 @@ class RewardEnsemble(RewardModel):
             reward = mean - self.config.var_coef * var
         probs = [out.success_prob for out in outputs if out.success_prob is not None]
         success_prob = torch.stack(probs).mean(dim=0) if probs else None
-        return RewardOutput(reward=reward, success_prob=success_prob, uncertainty=var.sqrt())
+        decisions = [out.success for out in outputs]
+        success = torch.stack(decisions).all(dim=0) if all(d is not None for d in decisions) else None
+        return RewardOutput(reward=reward, success_prob=success_prob, uncertainty=var.sqrt(), success=success)
 
 
 @dataclass

@@ -1,5 +1,6 @@
-"""reward=composite from the Hydra config: each source typed by its own schema and built by
-make_reward_model as a single reward would be; weights and source fields from the command line."""
+"""reward=composite and reward=ensemble from the Hydra config: each source or member typed by its
+own schema and built by make_reward_model as a single reward would be; weights, member fields and
+checkpoints from the command line."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from robot_rl.rewards import make_reward_model
 from robot_rl.rewards.base import RewardInput
 from robot_rl.rewards.classifier.config import SuccessClassifierConfig
 from robot_rl.rewards.classifier.model import SuccessClassifierReward, save_success_classifier
-from robot_rl.rewards.ensemble import CompositeReward, CompositeRewardConfig
+from robot_rl.rewards.ensemble import CompositeReward, CompositeRewardConfig, RewardEnsemble
 from robot_rl.rewards.perceptual.config import PerceptualRewardConfig
 from robot_rl.rewards.simple import (
     WRENCH_START,
@@ -153,3 +154,41 @@ def test_a_composite_needs_sources_to_be_built_from_config():
         make_reward_model(config)
     config.sources = {"intervention": InterventionRewardConfig()}
     assert isinstance(make_reward_model(config).members["intervention"], InterventionReward)
+
+
+TINY_MEMBER = ["reward.member.cameras=[front]", "reward.member.image_size=[16,16]", "reward.member.cnn_channels=[4]"]
+TINY_MEMBER += ["reward.member.image_feature_dim=4", "reward.member.hidden_dims=[8]"]
+
+
+def test_an_ensemble_builds_one_classifier_per_checkpoint_and_ends_episodes_only_where_all_agree(tmp_path):
+    tiny = {"cameras": ["front"], "image_size": [16, 16], "cnn_channels": [4], "image_feature_dim": 4}
+    paths, classifiers = [], []
+    for i, threshold in enumerate((-0.2, 0.3)):
+        torch.manual_seed(i)
+        classifiers.append(SuccessClassifierReward(SuccessClassifierConfig(**tiny, hidden_dims=[8])))
+        classifiers[-1].logit_threshold.fill_(threshold)
+        paths.append(save_success_classifier(classifiers[-1], tmp_path / f"classifier_{i}.safetensors"))
+    config = load_config(["reward=ensemble", f"reward.checkpoints=[{paths[0]},{paths[1]}]", *TINY_MEMBER]).reward
+    assert config.aggregation == "min"  # the shipped choice: the worst case
+    ensemble = make_reward_model(config)
+    assert isinstance(ensemble, RewardEnsemble) and ensemble.cameras == ("front",)
+    assert [float(m.logit_threshold) for m in ensemble.members] == pytest.approx([-0.2, 0.3])
+    inputs = observations()
+    inputs.images["front"] = torch.randint(0, 256, (4, 16, 16, 3), dtype=torch.uint8)
+    out = ensemble.score(inputs)
+    alone = [classifier.eval().score(inputs) for classifier in classifiers]
+    torch.testing.assert_close(out.reward, torch.minimum(alone[0].reward, alone[1].reward))
+    assert out.success.tolist() == (alone[0].success & alone[1].success).tolist()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["reward=ensemble"], r"^reward\.checkpoints: list the members' files"),
+        (["reward=ensemble", "reward.checkpoints=[a]", "reward@reward.member=intervention"], "not a trained reward"),
+        (["reward=ensemble", "reward.checkpoints=[missing.safetensors]", *TINY_MEMBER], "no such file"),
+    ],
+)
+def test_an_ensemble_without_usable_members_fails_saying_why(overrides, message):
+    with pytest.raises((ConfigError, FileNotFoundError), match=message):
+        make_reward_model(load_config(overrides).reward)

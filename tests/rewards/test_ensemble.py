@@ -75,6 +75,18 @@ def test_ensemble_without_success_probs_reports_none():
     torch.testing.assert_close(out.uncertainty, torch.zeros(3))
 
 
+def test_ensemble_success_needs_every_member_to_declare_it():
+    members = [
+        FixedReward([1.0, 1.0, 0.0], success=[True, True, False]),
+        FixedReward([1.0, 0.0, 0.0], success=[True, False, False]),
+    ]
+    out = RewardEnsemble(members, RewardEnsembleConfig(aggregation="min")).score(inputs())
+    assert out.success.tolist() == [True, False, False]  # one member fooled is not enough
+    torch.testing.assert_close(out.reward, torch.tensor([1.0, 0.0, 0.0]))
+    # a member that makes no decision: the ensemble makes none either (it never ends an episode)
+    assert RewardEnsemble([members[0], FixedReward([1.0, 1.0, 0.0])]).score(inputs()).success is None
+
+
 def test_ensemble_refuses_mixed_kinds_and_no_members():
     with pytest.raises(ValueError, match="CompositeReward"):
         RewardEnsemble([FixedReward([1.0, 2.0, 3.0]), OtherKind([1.0, 2.0, 3.0])])
