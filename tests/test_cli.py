@@ -104,6 +104,8 @@ def test_reward_commands_refuse_an_oracle_reward(capsys, tmp_path):
     assert cli.main(["reward-eval", "reward=oracle_sparse", f"output_dir={tmp_path}"]) == 2
     assert "reward.name" in capsys.readouterr().err
     assert cli.main(["train-reward", "reward=oracle_dense", f"output_dir={tmp_path}"]) == 2
+    assert cli.main(["train-reward", "reward=ensemble", f"output_dir={tmp_path}"]) == 2
+    assert "train each member with reward=classifier" in capsys.readouterr().err
 
 
 def test_train_reward_classifier_then_reward_eval(tmp_path):

@@ -55,6 +55,12 @@ def train_reward_model(config: Config, run_dir: Path) -> Path:
     """Collect data on the twin, train the configured reward model, save it to run_dir; returns
     the model file."""
     name = config.reward.name
+    if name == "ensemble":
+        raise ConfigError(
+            f"reward.name: train-reward trains one model at a time; train each member with "
+            f"reward={config.reward.member.name if config.reward.member else 'classifier'} (a seed each) "
+            "and list their files in reward.checkpoints"
+        )
     if name not in TRAINABLE:
         raise ConfigError(f"reward.name: train-reward trains {', '.join(TRAINABLE)}; {name!r} needs no training")
     train = {"classifier": _train_classifier, "perceptual": _train_perceptual, "preference": _train_preference}[name]
