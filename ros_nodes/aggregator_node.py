@@ -33,8 +33,10 @@ QoS of the subscriptions, by tick mode:
            before this node has matched: transient local hands it over late. This requests what
            only a TRANSIENT_LOCAL publisher offers: use it with the twin, not with real drivers.
 
-Timer mode ticks on a node-clock timer (use_sim_time works: it follows /clock), and a sample's age
-is the tick's time minus its header stamp: the drivers' clocks must agree with this node's (one
+Timer mode ticks on a node-clock timer (use_sim_time works: it follows /clock), moved earlier now
+and then to come just after the cameras' frames are ready (robot_rl/robot/tick_alignment.py; the
+move is one shorter period, then periodic ticks again), and a sample's age is the tick's time minus
+its header stamp: the drivers' clocks must agree with this node's (one
 machine, or PTP/chrony between machines), or every stream looks stale or young. Stamped mode emits
 from the subscription callbacks as soon as a stamp's set is complete. Callbacks run in mutually
 exclusive callback groups, one per camera, one for the wrench, one for the robot state: a stream's
@@ -80,6 +82,7 @@ from robot_rl.robot.aggregator import (
     camera_stream,
 )
 from robot_rl.robot.messages import ObservationMessage
+from robot_rl.robot.tick_alignment import TickAligner
 from ros_nodes import convert
 from ros_nodes.node_process import composed_config, spin_node_process
 
@@ -124,9 +127,7 @@ class AggregatorNode(Node):
                 kind, topic, to_rgb = CompressedImage, f"cameras/{cam}/image_raw/compressed", convert.compressed_to_rgb
             else:
                 kind, topic, to_rgb = Image, f"cameras/{cam}/image_raw", convert.image_to_rgb
-            self._subscribe(
-                kind, topic, camera_stream(cam), lambda m, c=cam, f=to_rgb: agg.add_image(c, stamp(m), f(m)), 2
-            )
+            self._subscribe(kind, topic, camera_stream(cam), lambda m, c=cam, f=to_rgb: self._add_frame(c, m, f), 2)
         if config.wrench_periods:  # the twin in lockstep
             self._subscribe(UInt8MultiArray, "sim/wrench_period", WRENCH, self._read_wrench_period, 10)
         else:
@@ -159,8 +160,11 @@ class AggregatorNode(Node):
         if config.privileged:
             self._subscribe(UInt8MultiArray, "sim/privileged", PRIVILEGED, self._read_privileged, 10, state_group)
 
+        self.aligner = TickAligner(config.tick_alignment, list(config.cameras), config.period_ns)
         if not self.stamped:
-            self.create_timer(1.0 / config.control_hz, self._tick, MutuallyExclusiveCallbackGroup())
+            self._tick_group = MutuallyExclusiveCallbackGroup()
+            self._tick_timer = self.create_timer(1.0 / config.control_hz, self._tick, self._tick_group)
+            self._retired_timers: list = []
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         self.create_timer(config.stats_period_s, self._publish_stats, MutuallyExclusiveCallbackGroup(), clock=steady)
         cams = ", ".join(f"{c} {cfg.width}x{cfg.height}" for c, cfg in config.cameras.items()) or "none"
@@ -204,13 +208,33 @@ class AggregatorNode(Node):
             raise ValueError("not a tree with an integer 'stamp_ns'")
         self.aggregator.add_privileged(tree["stamp_ns"], tree)
 
+    def _add_frame(self, cam: str, msg, to_rgb) -> None:
+        self.aggregator.add_image(cam, convert.time_ns(msg.header.stamp), to_rgb(msg))
+        self.aligner.frame_ready(cam, self.get_clock().now().nanoseconds)
+
     # observations out ----------------------------------------------------------------------------
     def _tick(self) -> None:
+        now = self.get_clock().now().nanoseconds
         try:
-            message = self.aggregator.observe(self.get_clock().now().nanoseconds)
+            self._publish(self.aggregator.observe(now))
         except StaleStream:
-            return  # counted and logged through on_missed
-        self._publish(message)
+            pass  # counted and logged through on_missed
+        earlier_ns = self.aligner.after_tick(now)
+        if earlier_ns:
+            self._replace_tick_timer((self.config.period_ns - earlier_ns) / 1e9, self._shifted_tick)
+
+    def _shifted_tick(self) -> None:
+        """The one-shot tick that moves the phase: from here on, periodic ticks again."""
+        self._replace_tick_timer(1.0 / self.config.control_hz, self._tick)
+        self._tick()
+
+    def _replace_tick_timer(self, period_s: float, callback) -> None:
+        # The running timer is cancelled, and destroyed at the next replacement: not from its own callback.
+        for timer in self._retired_timers:
+            self.destroy_timer(timer)
+        self._tick_timer.cancel()
+        self._retired_timers = [self._tick_timer]
+        self._tick_timer = self.create_timer(period_s, callback, self._tick_group)
 
     def _emit_ready(self) -> None:
         with self._emit_lock:
@@ -221,7 +245,8 @@ class AggregatorNode(Node):
         self._observation.publish(convert.tree_to_blob(message.to_tree()))
 
     def _publish_stats(self) -> None:
-        self._stats.publish(String(data=json.dumps(self.aggregator.stats(), sort_keys=True)))
+        stats = self.aggregator.stats() | {"tick_alignment": self.aligner.stats()}
+        self._stats.publish(String(data=json.dumps(stats, sort_keys=True)))
 
     def _warn(self, stream: str, text: str) -> None:
         """Log `text` unless the same stream said the same kind of thing (numbers aside) within

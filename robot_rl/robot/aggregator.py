@@ -22,7 +22,10 @@ Two tick modes (AggregatorConfig.tick):
   timer    real time. The node calls observe(now) every control period on its clock; each stream's
            newest sample is used and must be younger than its staleness limit, else that tick is
            missed (StaleStream, naming the stream and its age). A tick later than 1.5 periods after
-           the previous one counts the ticks skipped in between as missed ("late").
+           the previous one counts the ticks skipped in between as missed ("late"). The node
+           moves its timer's phase to just after the cameras' frames are ready
+           (robot_rl/robot/tick_alignment.py, `tick_alignment`), so that their age does not depend on
+           the phase the camera and the timer happened to start in.
   stamped  lockstep with the twin (sim time): the observation for stamp t is emitted as soon as
            every stream has a sample stamped exactly t, t newer than the last one emitted
            (pop_ready). Stamps skipped with an incomplete set are counted as missed ("incomplete")
@@ -51,6 +54,7 @@ import numpy as np
 
 from robot_rl import spec
 from robot_rl.robot.messages import PRIVILEGED_KEYS, ObservationMessage
+from robot_rl.robot.tick_alignment import TickAlignmentConfig
 from robot_rl.sim.config import ConfigError, check_choice
 from robot_rl.sim.ft_sensor import WristFTSensor
 
@@ -135,6 +139,8 @@ class AggregatorConfig:
     twist_from_pose: bool = False  # tcp_vel from consecutive poses, not from a tcp/twist topic
     ft_frame: str = ""  # frame the wrench must be in; "" accepts any
     stats_period_s: float = 5.0  # how often the node publishes the counters
+    # timer mode: move the tick to just after the cameras' frames are ready (robot_rl/robot/tick_alignment.py)
+    tick_alignment: TickAlignmentConfig = field(default_factory=TickAlignmentConfig)
 
     def validate(self, key: str = "aggregator") -> None:
         _check(0 < self.control_hz <= 1000, f"{key}.control_hz", f"must be in (0, 1000], got {self.control_hz}")
@@ -157,6 +163,7 @@ class AggregatorConfig:
         )
         _check(self.max_finger_opening > 0, f"{key}.max_finger_opening", "must be > 0")
         _check(self.stats_period_s > 0, f"{key}.stats_period_s", f"must be > 0, got {self.stats_period_s}")
+        self.tick_alignment.validate(f"{key}.tick_alignment")
 
     @property
     def period_ns(self) -> int:

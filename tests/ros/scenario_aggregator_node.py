@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -27,6 +28,7 @@ from robot_rl import spec
 from robot_rl.config import load_config
 from robot_rl.robot.aggregator import AggregatorCameraConfig, AggregatorConfig, StalenessConfig
 from robot_rl.robot.messages import ObservationMessage
+from robot_rl.robot.tick_alignment import TickAlignmentConfig
 from robot_rl.rollout import make_env
 from ros_nodes import convert
 from ros_nodes.aggregator_node import AggregatorNode
@@ -233,11 +235,14 @@ TIMER = AggregatorConfig(
 )
 
 
-def stream_in_real_time(feeder: Feeder, seconds: float, camera_until: float) -> int:
-    """250 Hz wrench, 30 Hz 640x480 frames (until `camera_until` s), 100 Hz pose/twist/joints, each
-    stamped with its scheduled time on the feeder's clock; returns the wrench samples published."""
+def stream_in_real_time(
+    feeder: Feeder, seconds: float, camera_until: float, start: int | None = None, frame_every_ms: int = 33
+) -> int:
+    """250 Hz wrench, 640x480 frames every `frame_every_ms` (until `camera_until` s), 100 Hz
+    pose/twist/joints, each stamped with its scheduled time on the feeder's clock, from `start` (ns;
+    default now) on; returns the wrench samples published."""
     frame = np.random.default_rng(1).integers(0, 256, (480, 640, 3), dtype=np.uint8)
-    start = feeder.get_clock().now().nanoseconds
+    start = feeder.get_clock().now().nanoseconds if start is None else start
     wrench = np.array([1.0, -2.0, 3.0, -0.1, 0.2, -0.3])
     k = 0  # wrench sample index: the ms since start
     while k < seconds * 1000:
@@ -249,7 +254,7 @@ def stream_in_real_time(feeder: Feeder, seconds: float, camera_until: float) -> 
             feeder.wrench.publish(convert.array_to_wrench(wrench, stamp, FT))
         if k % 10 == 0:
             feeder.publish_state(stamp)
-        if k % 33 == 0 and k < camera_until * 1000:
+        if k % frame_every_ms == 0 and k < camera_until * 1000:
             feeder.images["front"].publish(convert.rgb_to_image(frame, stamp, "front_camera"))
         k += 1
     return -(-k // WRENCH_EVERY_MS)  # the wrench samples among the k ms
@@ -315,6 +320,28 @@ def test_timer_mode_in_real_time_then_a_camera_stops(graph):
     assert "ms old (limit 300 ms)" in line, line
     report = feeder.wait_for(lambda: feeder.stats, "aggregator/stats")[-1]
     assert {"ticks_emitted", "ticks_missed", "wrench_dropped", "bad_messages", "received"} <= set(report)
+
+
+ALIGNED = replace(TIMER, tick_alignment=TickAlignmentConfig(window_ticks=5))
+
+
+@pytest.mark.parametrize("graph", [ALIGNED], indirect=True)
+def test_timer_mode_moves_its_tick_to_just_after_the_frames(graph):
+    """20 Hz frames (exactly: the feeder's 33 ms would drift 1 ms a tick), each sent 1 ms after a
+    tick or halfway between two: the newest frame at a tick is ~49 ms old, until the aggregator moves
+    its tick to just after them (robot_rl/robot/tick_alignment.py)."""
+    aggregator, feeder = graph
+    next_tick = feeder.get_clock().now().nanoseconds + aggregator._tick_timer.time_until_next_call()
+    stream_in_real_time(feeder, seconds=3.0, camera_until=3.0, start=next_tick + MS, frame_every_ms=50)
+    ages = np.array([m.ages_ms["cameras/front"] for m in feeder.observations])
+    stats = aggregator.aggregator.stats()
+    alignment = aggregator.aligner.stats()
+    assert alignment["shifts"] >= 1, alignment
+    assert np.median(ages[:3]) > 40, ages  # before: the phase the test set up
+    # after (the last second): margin 5 + slack 5 ms after the frame is ready, plus its delivery;
+    # loose bounds, as the machine is shared
+    assert np.median(ages[-10:]) < 20, ages
+    assert stats["missed_by"].get("late", 0) == 0, stats  # moved earlier only: no late tick
 
 
 # against the twin --------------------------------------------------------------------------------------
