@@ -2,9 +2,10 @@
 control ticks, dropped wrench samples and each node's CPU use; policy-to-command latency; weight
 transfer time for the pixel agent. At 128x128 camera frames, then at 640x480 with on-node resize,
 with Fast DDS's default transports and with configs/dds/large_frames.xml (a shared-memory segment
-that 640x480 frames fit: run `640x480_shm`).
+that 640x480 frames fit: run `640x480_shm`), and that last one again with the aggregator's tick
+left at whatever phase it started in (`640x480_shm_unaligned`, the baseline for the tick alignment).
 
-    .venv/bin/python bench/ros_timing.py                                # ~3 minutes: two 60 s windows + weights
+    .venv/bin/python bench/ros_timing.py                                # ~6 minutes: four 60 s windows + weights
     .venv/bin/python bench/ros_timing.py --duration 10 --transfers 5    # a quick look
 
 It starts ROS 2 nodes, so it runs only inside a loopback-only network namespace: started anywhere
@@ -98,13 +99,16 @@ from ros_nodes import convert  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
 TARGETS = {"observation_age_p99_ms": 50.0, "missed_ticks": 0, "dropped_wrench_samples": 0}
-# Run name -> the twin's frames (width, height; observations stay 128x128) and the Fast DDS profile
+# Run name -> the twin's frames (width, height; observations stay 128x128), the Fast DDS profile
 # of the graph's processes (None: rmw_fastrtps's defaults, whose 512 KB shared-memory segment a
-# 640x480 frame does not fit: it goes over UDP on loopback, fragmented).
+# 640x480 frame does not fit: it goes over UDP on loopback, fragmented), and whether the aggregator
+# moves its tick to just after the frames (ros.aggregator.tick_alignment; the unaligned run is the
+# same run's baseline: its camera age is whatever phase the timers started in).
 SIZES = {
-    "128x128": ((128, 128), None),
-    "640x480": ((640, 480), None),
-    "640x480_shm": ((640, 480), "configs/dds/large_frames.xml"),
+    "128x128": ((128, 128), None, True),
+    "640x480": ((640, 480), None, True),
+    "640x480_shm": ((640, 480), "configs/dds/large_frames.xml", True),
+    "640x480_shm_unaligned": ((640, 480), "configs/dds/large_frames.xml", False),
 }
 CAMERAS = ("front", "wrist")
 STATS_PERIOD_S = 1.0  # the aggregator's counters this often: the window's ends
@@ -327,13 +331,14 @@ def ros_args(namespace: str, overrides: list[str], *parameters: str) -> list[str
 
 def graph_commands(size: str, namespace: str) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
     """(process name -> argv, process name -> its Hydra overrides) for one frame size."""
-    (width, height), _ = SIZES[size]
+    (width, height), _, aligned = SIZES[size]
     frames = [
         f"sim.camera_rigs.{cam}.{key}={value}"
         for cam in CAMERAS
         for key, value in (("width", width), ("height", height))
     ]
-    overrides = {"twin": COMMON + frames, "aggregator": list(COMMON), "actor": list(COMMON)}
+    alignment = [] if aligned else ["ros.aggregator.tick_alignment.enabled=false"]
+    overrides = {"twin": COMMON + frames, "aggregator": COMMON + alignment, "actor": list(COMMON)}
     python = sys.executable
     commands = {
         "twin": [python, "bench/ros_timing.py", "--role", "twin"]  # run in REPO
@@ -465,6 +470,7 @@ def twin_delta(twin_stats: list[tuple[int, dict]], start_ns: int, end_ns: int, k
 def summarise_graph(start, end, observations, commands: dict[int, int], twin_stats) -> dict:
     """The figures of one window; start/end are aggregator reports (arrival_ns, counters, cpu s)."""
     window_s = (end[0] - start[0]) / 1e9
+    alignment = {"start": start[1].pop("tick_alignment"), "end": end[1].pop("tick_alignment")}
     aggregator = counter_delta(end[1], start[1])
     cpu = {name: round(100 * (end[2][name] - start[2][name]) / window_s, 1) for name in end[2]}
     streams = sorted({stream for _, _, ages in observations for stream in ages})
@@ -499,6 +505,13 @@ def summarise_graph(start, end, observations, commands: dict[int, int], twin_sta
         },
         "oldest_input_ages_ms": [round(age, 2) for age in oldest],  # for the histogram
         "ticks_missed": aggregator["ticks_missed"],
+        "tick_alignment": {
+            "enabled": alignment["end"]["enabled"],
+            "shifts_before_window": alignment["start"]["shifts"],
+            "shifts_in_window": alignment["end"]["shifts"] - alignment["start"]["shifts"],
+            "last_shift_ms": alignment["end"]["last_shift_ms"],
+            "ready_delay_ms": alignment["end"]["ready_delay_ms"],
+        },
         "missed_by": {key: n for key, n in aggregator["missed_by"].items() if n},
         "wrench": {
             "published_by_twin": round(twin["wrench_msgs"]),
@@ -732,8 +745,10 @@ def run_bench(args: argparse.Namespace) -> None:
             "gaps + stamps going back), which include the sim time the twin skipped when it fell over "
             "ros.realtime.max_lag_s behind (skipped_by_twin); dropped_on_the_way = dropped - skipped_by_twin",
             "camera_age": "the 10 Hz ticks and the 30 Hz frames run on independent timers with commensurate "
-            "periods, so their phase drifts only slowly: within a run a camera's age stays nearly constant, and "
-            "between runs it lands anywhere in 0-33 ms plus rendering and delivery",
+            "periods, so their phase drifts only slowly: unaligned, within a run a camera's age stays nearly "
+            "constant, and between runs it lands anywhere in 0-33 ms plus rendering and delivery; aligned "
+            "(ros.aggregator.tick_alignment, the default), the aggregator moves its tick to 3-8 ms after the "
+            "longest recent stamp-to-ready delay (robot_rl/robot/tick_alignment.py; ready_delay_ms)",
             "camera_frames": "frames the twin published per camera vs those the aggregator received (images go "
             "best effort, depth 2, as sensor data)",
             "clocks": "all stamps and arrival times are wall time (time.time_ns / the node clock) on one machine",

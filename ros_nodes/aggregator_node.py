@@ -209,8 +209,9 @@ class AggregatorNode(Node):
         self.aggregator.add_privileged(tree["stamp_ns"], tree)
 
     def _add_frame(self, cam: str, msg, to_rgb) -> None:
-        self.aggregator.add_image(cam, convert.time_ns(msg.header.stamp), to_rgb(msg))
-        self.aligner.frame_ready(cam, self.get_clock().now().nanoseconds)
+        stamp = convert.time_ns(msg.header.stamp)
+        self.aggregator.add_image(cam, stamp, to_rgb(msg))
+        self.aligner.frame_ready(cam, stamp, self.get_clock().now().nanoseconds)
 
     # observations out ----------------------------------------------------------------------------
     def _tick(self) -> None:
@@ -219,9 +220,13 @@ class AggregatorNode(Node):
             self._publish(self.aggregator.observe(now))
         except StaleStream:
             pass  # counted and logged through on_missed
-        earlier_ns = self.aligner.after_tick(now)
-        if earlier_ns:
-            self._replace_tick_timer((self.config.period_ns - earlier_ns) / 1e9, self._shifted_tick)
+        # when the timer fires next: its schedule, not this callback's time plus a period (a
+        # callback the executor ran late would look like a tick out of phase)
+        clock_now = self.get_clock().now().nanoseconds
+        next_tick = clock_now + (self._tick_timer.time_until_next_call() or self.config.period_ns)
+        earlier_ns = self.aligner.after_tick(now, next_tick)
+        if earlier_ns and next_tick - earlier_ns > clock_now:
+            self._replace_tick_timer((next_tick - earlier_ns - clock_now) / 1e9, self._shifted_tick)
 
     def _shifted_tick(self) -> None:
         """The one-shot tick that moves the phase: from here on, periodic ticks again."""

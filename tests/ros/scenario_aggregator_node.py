@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -28,7 +27,6 @@ from robot_rl import spec
 from robot_rl.config import load_config
 from robot_rl.robot.aggregator import AggregatorCameraConfig, AggregatorConfig, StalenessConfig
 from robot_rl.robot.messages import ObservationMessage
-from robot_rl.robot.tick_alignment import TickAlignmentConfig
 from robot_rl.rollout import make_env
 from ros_nodes import convert
 from ros_nodes.aggregator_node import AggregatorNode
@@ -322,10 +320,7 @@ def test_timer_mode_in_real_time_then_a_camera_stops(graph):
     assert {"ticks_emitted", "ticks_missed", "wrench_dropped", "bad_messages", "received"} <= set(report)
 
 
-ALIGNED = replace(TIMER, tick_alignment=TickAlignmentConfig(window_ticks=5))
-
-
-@pytest.mark.parametrize("graph", [ALIGNED], indirect=True)
+@pytest.mark.parametrize("graph", [TIMER], indirect=True)
 def test_timer_mode_moves_its_tick_to_just_after_the_frames(graph):
     """20 Hz frames (exactly: the feeder's 33 ms would drift 1 ms a tick), each sent 1 ms after a
     tick or halfway between two: the newest frame at a tick is ~49 ms old, until the aggregator moves
