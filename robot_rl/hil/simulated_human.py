@@ -11,15 +11,7 @@ The model, and why each parameter is there:
               when it commands the gripper against the expert (close where the expert opens, or the
               reverse; watch_gripper). Speed and rotation are the policy's business: an action
               distance would flag a policy that succeeds its own way (one at 80% success was "off"
-              by more than 1.0 in L2 on 95% of its steps). Near its goal, though, where the expert's
-              translation is below min_motion and has no heading worth the name, its command is
-              where the TCP should end up (the expert steers straight at its goal): a policy
-              translation more than max_fine_error (of full scale) from the expert's is wrong there
-              (off by default). Without it nothing near a goal counts but a long stall: on
-              peg_insert, whose 1.5 mm clearance is a twentieth of full scale (3 cm), a policy
-              that hovered a few millimetres off the hole's axis or drifted there was left alone
-              for 30 steps at a time, and RLIF never learned to line the peg up (0% at 30k env
-              steps). One odd step is forgiven; patience_steps
+              by more than 1.0 in L2 on 95% of its steps). One odd step is forgiven; patience_steps
               in a row are not, unless the task progressed meanwhile: the expert is a plan, and a
               policy that goes its own way and gets there (the twin's dense progress,
               info["oracle_dense_reward"], up by min_progress over those steps) is left alone.
@@ -94,7 +86,6 @@ class SimulatedHumanConfig:
 
     max_heading_error_deg: float = 90.0  # translation this far off the expert's is the wrong way; inf: never
     min_motion: float = 0.1  # |translation action| (of full scale 1) below which it has no heading
-    max_fine_error: float = math.inf  # where the expert moves less than min_motion; inf: never
     watch_gripper: bool = True  # a gripper command against the expert's is wrong too
     min_progress: float = 0.01  # dense progress over a deviating streak that excuses it (inf: none does)
     patience_steps: int = 2  # consecutive deviating steps before deciding to take over
@@ -129,11 +120,6 @@ class SimulatedHumanConfig:
         ):
             value = getattr(self, name)
             _check(_is_int(value) and value >= low, f"{key}.{name}", f"must be an integer >= {low}, got {value!r}")
-        _check(
-            self.max_fine_error > 0,
-            f"{key}.max_fine_error",
-            f"must be > 0 (of full scale; inf: never), got {self.max_fine_error}",
-        )
         _check(
             self.min_progress > 0,
             f"{key}.min_progress",
@@ -280,13 +266,12 @@ class SimulatedHuman:
             and moving
             and policy @ expert < self._max_cos * np.linalg.norm(policy) * np.linalg.norm(expert)
         )
-        fine_off = np.linalg.norm(expert) < c.min_motion and np.linalg.norm(policy - expert) > c.max_fine_error
         band = spec.GRIPPER_DEADBAND  # beyond it a command closes (+) or opens (-)
         gripper_against = c.watch_gripper and (
             (expert_action[6] > band and policy_action[6] < -band)
             or (expert_action[6] < -band and policy_action[6] > band)
         )
-        return bool(heading_off or fine_off or gripper_against)
+        return bool(heading_off or gripper_against)
 
     def _forget(self) -> None:
         self._deviating = 0
