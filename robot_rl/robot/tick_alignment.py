@@ -17,7 +17,7 @@ period), for the camera whose moment comes last. In [0, slack] it leaves the pha
 it asks for the next tick to come that much earlier, less slack / 2. Only earlier: one period of
 the shortened length, never a longer one, which would count as a late tick. A camera whose clock
 drifts against this node's moves its stamps, and the tick follows; a slow frame (a longer D for
-the next 3 s) moves the tick to after it, as the frames it stands for will be as slow.
+the next 10 s) moves the tick to after it, as the frames it stands for will be as slow.
 
 With several cameras the tick follows the one whose frames are ready last in the cycle: on one
 stamp grid (the twin renders its cameras together; cameras triggered together) all are fresh,
@@ -36,7 +36,11 @@ import numpy as np
 
 from robot_rl.sim.config import ConfigError
 
-FRAMES_KEPT = 90  # per camera: 3 s at 30 Hz, the frames D and the frame period are taken from
+# Per camera: 10 s at 30 Hz, the frames D and the frame period are taken from. The longest delay
+# comes from the odd frame held up by a busy executor (128x128 frames on the twin: 2-3 ms typical,
+# 11 ms at most over 3 s): over a short window D rises and falls with each such frame, and the tick
+# moves twice for every one of them.
+FRAMES_KEPT = 300
 FRAMES_NEEDED = 8  # before the first move
 
 
@@ -52,6 +56,14 @@ class TickAlignmentConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ConfigError(f"{key}.{name}: must be > 0, got {value}")
+
+
+def frame_period_ns(stamps: np.ndarray) -> float:
+    """The mean interval between consecutive stamps, leaving out gaps (dropped frames). The mean, not
+    the median: the twin's 30 Hz frames come 33, 33 and 34 ms apart on its 1 ms physics grid, and a
+    33 ms period would put the tick 1 ms off for every three frames between a stamp and the tick."""
+    intervals = np.diff(stamps)
+    return float(np.mean(intervals[intervals < 1.5 * np.median(intervals)]))
 
 
 class TickAligner:
@@ -82,7 +94,7 @@ class TickAligner:
                 if len(frames) < FRAMES_NEEDED or t_ns - frames[-1][1] > 2 * c.max_frame_period_s * 1e9:
                     return 0  # starting up, or stopped
                 stamps, ready = np.array(frames, dtype=np.int64).T
-                period = float(np.median(np.diff(stamps)))
+                period = frame_period_ns(stamps)
                 if not 0 < period <= c.max_frame_period_s * 1e9:
                     return 0
                 delay = float(np.max(ready - stamps))

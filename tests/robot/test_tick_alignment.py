@@ -4,7 +4,7 @@ phase camera and tick started in, and only ever earlier."""
 import numpy as np
 import pytest
 
-from robot_rl.robot.tick_alignment import TickAligner, TickAlignmentConfig
+from robot_rl.robot.tick_alignment import TickAligner, TickAlignmentConfig, frame_period_ns
 from robot_rl.sim.config import ConfigError
 
 MS = 1_000_000
@@ -117,3 +117,10 @@ def test_disabled_or_no_cameras_never_moves_the_tick():
 def test_bad_config_names_the_key(overrides, key):
     with pytest.raises(ConfigError, match=f"tick_alignment.{key}"):
         TickAligner(TickAlignmentConfig(**overrides), ["front"], TICK)
+
+
+def test_the_frame_period_is_the_mean_interval_without_the_gaps():
+    stamps = np.cumsum([0] + [33, 33, 34] * 10) * MS  # the twin's 30 Hz on its 1 ms physics grid
+    assert frame_period_ns(stamps) == pytest.approx(100 / 3 * MS)
+    dropped = np.delete(stamps, 7)  # one frame lost: a 67 ms gap
+    assert frame_period_ns(dropped) == pytest.approx(100 / 3 * MS, rel=1e-3)
