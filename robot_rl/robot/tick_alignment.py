@@ -6,8 +6,9 @@ on the aggregator: exposure or rendering, transport, decode, resize), and where 
 run lands is the luck of the start-up phase: bench/ros_timing.py at 640x480 over shared memory
 measured one run whose wrist frames were ready about when the tick came, often enough after it
 (the previous frame, 33 ms older, went out instead) to put the observation's age at 51.8 ms at
-p99, over the 50 ms target. A tick placed just after the frames are ready sees them d + margin
-old, whatever the phase at start-up.
+p99, over the 50 ms target (another run's phase: 19.5 ms). A tick placed just after the frames
+are ready sees them d + margin old, whatever the phase at start-up: with it, p99 44.0 ms there
+(the longest delays, 17-20 ms, set d) and 23.0 ms at 128x128.
 
 TickAligner learns from each frame its stamp and when it became ready. A camera's stamps are
 regular (its own clock); the delay from stamp to ready is not. With D = the longest delay of the
