@@ -36,8 +36,8 @@ QoS of the subscriptions, by tick mode:
 Timer mode ticks on a node-clock timer (use_sim_time works: it follows /clock), moved earlier now
 and then to come just after the cameras' frames are ready (robot_rl/robot/tick_alignment.py; the
 move is one shorter period, then periodic ticks again), and a sample's age is the tick's time minus
-its header stamp: the drivers' clocks must agree with this node's (one
-machine, or PTP/chrony between machines), or every stream looks stale or young. Stamped mode emits
+its header stamp: the drivers' clocks must agree with this node's (one machine, or PTP/chrony
+between machines), or every stream looks stale or young. Stamped mode emits
 from the subscription callbacks as soon as a stamp's set is complete. Callbacks run in mutually
 exclusive callback groups, one per camera, one for the wrench, one for the robot state: a stream's
 samples stay in order, and on a multi-threaded executor a camera's decode and resize (OpenCV lets
