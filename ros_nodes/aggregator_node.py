@@ -60,6 +60,7 @@ import json
 import re
 import threading
 import time
+from dataclasses import replace
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped, TwistStamped, WrenchStamped
@@ -160,7 +161,9 @@ class AggregatorNode(Node):
         if config.privileged:
             self._subscribe(UInt8MultiArray, "sim/privileged", PRIVILEGED, self._read_privileged, 10, state_group)
 
-        self.aligner = TickAligner(config.tick_alignment, list(config.cameras), config.period_ns)
+        # stamped mode has no timer to move: the aligner is off (and says so in the stats)
+        alignment = replace(config.tick_alignment, enabled=False) if self.stamped else config.tick_alignment
+        self.aligner = TickAligner(alignment, list(config.cameras), config.period_ns)
         if not self.stamped:
             self._tick_group = MutuallyExclusiveCallbackGroup()
             self._tick_timer = self.create_timer(1.0 / config.control_hz, self._tick, self._tick_group)

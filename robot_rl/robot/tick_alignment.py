@@ -82,6 +82,8 @@ class TickAligner:
         self.ready_delay_ms: dict[str, float] = {}  # D - margin per camera, at the last tick
 
     def frame_ready(self, cam: str, stamp_ns: int, ready_ns: int) -> None:
+        if not self.config.enabled:
+            return
         with self._lock:
             self._frames[cam].append((stamp_ns, ready_ns))
 
