@@ -30,14 +30,17 @@ class TrainConfig:
     log_every: int = 250
     # "sync": one thread alternates acting and learning (tests, exact resume); "async": an actor
     # thread collects at its own rate while the learner trains, weights pushed every
-    # weight_push_every updates.
+    # weight_push_every updates. Every update by default: on pick_cube the asynchronous loop with
+    # weights every 50 updates and the actor up to 50 steps ahead reached 0.50 and 0.0 ground-truth
+    # success at 30k env steps (two seeds), and 0.70 and 0.60 with both at 1 (README, "Train
+    # through it"). A remote learner pushing a pixel policy (1.4 MB) to a robot may push less often.
     mode: str = "sync"
-    weight_push_every: int = 50
+    weight_push_every: int = 1
     # The furthest (env steps) an actor may run ahead of the learner: the in-process actor thread,
     # and ROS actors stepping a twin in lockstep, wait beyond it. Without a limit a lockstep graph
     # outran the learner fivefold, which then trained on the data of ever older policies. A robot's
     # actor runs in real time and never waits.
-    max_actor_lead: int = 50
+    max_actor_lead: int = 1
     # "inprocess": the learner steps its own twin; "ros": it trains on the steps that the actors of
     # the ROS graph publish (ros_nodes/learner_node.py) and pushes weights to them over DDS.
     transport: str = "inprocess"

@@ -14,6 +14,7 @@ from std_srvs.srv import Trigger
 
 from robot_rl.config import load_config
 from robot_rl.data.bags import read_episode_bags
+from robot_rl.rollout import make_env
 from robot_rl.train.learner import Trainer
 from ros_nodes.graph import running_graph
 from ros_nodes.learner_node import RosActors
@@ -90,6 +91,39 @@ def test_training_through_the_graph_stores_every_step_pushes_weights_and_records
     recorded = np.concatenate([e.actions for e in episodes])
     assert len(recorded) >= STEPS
     np.testing.assert_array_equal(recorded[:STEPS], np.stack([s.action for s in steps]))
+
+
+def test_the_steps_through_the_graph_are_the_twins_own_transitions(ros):
+    """What the learner receives over ROS (twin -> aggregator -> actor -> step message) is what the
+    in-process twin gives for the same actions, episode after episode: no stale observation, no
+    action paired with the wrong step, the same rewards and episode ends. pick_cube with its cube
+    state (sim=state) and the gripper; uniform random actions (before learning_starts)."""
+    overrides = ["sim=state", "task=pick_cube", f"task.max_episode_steps={MAX_EPISODE_STEPS}", "train.transport=ros"]
+    config = load_config(overrides)
+    learner = RecordingActors(config.agent, list(config.ros.namespaces))
+    with running_graph(config, overrides, extra_nodes=(learner,)):
+        while len(learner.received) < 2 * MAX_EPISODE_STEPS + 10:
+            assert learner.get() is not None
+    episodes: dict[str, list] = {}
+    for step in learner.received:
+        episodes.setdefault(step.episode, []).append(step)
+    assert len(episodes) == 3
+
+    # The twin resets with the config's seed as it starts and the actor starts the first episode
+    # with a reset of its own: the in-process twin follows the same sequence.
+    env = make_env(config)
+    env.reset(seed=config.seed)
+    tolerance = {"tcp_pose": 1e-6, "tcp_vel": 1e-5, "gripper": 1e-6, "wrench": 1e-3, "task": 1e-4}
+    for name, steps in episodes.items():
+        obs, _ = env.reset()
+        for step in steps:
+            for key, atol in tolerance.items():
+                np.testing.assert_allclose(step.obs["state"][key], obs["state"][key], atol=atol, err_msg=key)
+            obs, reward, terminated, truncated, _ = env.step(step.action)
+            for key, atol in tolerance.items():
+                np.testing.assert_allclose(step.next_obs["state"][key], obs["state"][key], atol=atol, err_msg=key)
+            assert (step.reward, step.terminated, step.truncated) == (reward, terminated, truncated), name
+    env.close()
 
 
 def test_in_lockstep_the_actor_keeps_within_max_actor_lead_of_a_slow_learner(ros):
