@@ -32,8 +32,8 @@ class TrainConfig:
     # thread collects at its own rate while the learner trains, weights pushed every
     # weight_push_every updates. Every update by default: on pick_cube the asynchronous loop with
     # weights every 50 updates and the actor up to 50 steps ahead reached 0.50 and 0.0 ground-truth
-    # success at 30k env steps (two seeds), and 0.70 and 0.60 with both at 1 (README, "Train
-    # through it"). A remote learner pushing a pixel policy (1.4 MB) to a robot may push less often.
+    # success at 30k env steps (two seeds), and 0.70 and 0.60 with both at 1 (README, "Actor
+    # lag"). A remote learner pushing a pixel policy (1.4 MB) to a robot may push less often.
     mode: str = "sync"
     weight_push_every: int = 1
     # The furthest (env steps) an actor may run ahead of the learner: the in-process actor thread,
