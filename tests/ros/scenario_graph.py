@@ -114,14 +114,17 @@ def test_the_steps_through_the_graph_are_the_twins_own_transitions(ros):
     env = make_env(config)
     env.reset(seed=config.seed)
     tolerance = {"tcp_pose": 1e-6, "tcp_vel": 1e-5, "gripper": 1e-6, "wrench": 1e-3, "task": 1e-4}
+
+    def assert_same_state(ros_obs: dict, env_obs: dict) -> None:
+        for key, atol in tolerance.items():
+            np.testing.assert_allclose(ros_obs["state"][key], env_obs["state"][key], atol=atol, err_msg=key)
+
     for name, steps in episodes.items():
         obs, _ = env.reset()
         for step in steps:
-            for key, atol in tolerance.items():
-                np.testing.assert_allclose(step.obs["state"][key], obs["state"][key], atol=atol, err_msg=key)
+            assert_same_state(step.obs, obs)
             obs, reward, terminated, truncated, _ = env.step(step.action)
-            for key, atol in tolerance.items():
-                np.testing.assert_allclose(step.next_obs["state"][key], obs["state"][key], atol=atol, err_msg=key)
+            assert_same_state(step.next_obs, obs)
             assert (step.reward, step.terminated, step.truncated) == (reward, terminated, truncated), name
     env.close()
 
