@@ -20,7 +20,7 @@ grasp critic ({open, stay, close} = -1, 0, +1) expects.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -63,6 +63,22 @@ def flatten_state(state: Mapping[str, np.ndarray]) -> np.ndarray:
     (the twin's privileged object state, for state-based baselines only)."""
     keys = [*STATE_DIMS, "task"] if "task" in state else list(STATE_DIMS)
     return np.concatenate([np.asarray(state[k], dtype=np.float32).reshape(-1) for k in keys])
+
+
+def state_indices_without(ignored: Sequence[str], state_dim: int) -> list[int]:
+    """The positions in a flattened state of `state_dim` entries (flatten_state's layout: STATE_DIMS,
+    then "task", whatever follows them) that are not in the entries `ignored`."""
+    dims = STATE_DIMS | {"task": state_dim - sum(STATE_DIMS.values())}
+    unknown = set(ignored) - set(dims)
+    if unknown:
+        raise ValueError(f"unknown state entries {sorted(unknown)}; valid: {', '.join(dims)}")
+    indices: list[int] = []
+    start = 0
+    for key, dim in dims.items():
+        if key not in ignored:
+            indices += range(start, start + dim)
+        start += dim
+    return indices
 
 
 def action_space() -> spaces.Box:

@@ -9,6 +9,7 @@ from omegaconf import MISSING
 
 from robot_rl.agents.networks import ENCODERS
 from robot_rl.sim.config import ConfigError, check_choice
+from robot_rl.spec import STATE_DIMS
 
 
 @dataclass
@@ -27,6 +28,9 @@ class LearnedAgentConfig(AgentConfig):
     # reward model only (HIL-SERL's success classifier and policy read different cameras), e.g.
     # cameras: [] trains a state-based policy on an image-based learned reward.
     cameras: list[str] | None = None
+    # State entries it does not read (spec.STATE_DIMS' keys, "task"): where one carries nothing the
+    # task needs, its noise still costs learning (configs/task_agent/pick_cube_sac.yaml).
+    ignored_state: list[str] = field(default_factory=list)
     encoder: str = "cnn"  # "cnn" (small, from scratch: CPU default) | "resnet10" | "resnet18" (frozen)
     encoder_weights: str | None = None  # local weights file of the pretrained ResNet
     cnn_channels: list[int] = field(default_factory=lambda: [8, 16, 32, 32])  # "cnn": 3x3 stride-2 conv layers
@@ -42,6 +46,9 @@ class LearnedAgentConfig(AgentConfig):
         validate_image_encoder(self, key)
         if self.cameras is not None:
             check(len(set(self.cameras)) == len(self.cameras), "cameras", f"lists a camera twice: {self.cameras}")
+        for name in self.ignored_state:
+            valid = [*STATE_DIMS, "task"]
+            check(name in valid, "ignored_state", f"unknown entry {name!r}; valid: {', '.join(valid)}")
         check(self.state_feature_dim >= 1, "state_feature_dim", "must be >= 1")
         check(self.image_pad >= 0, "image_pad", f"must be >= 0, got {self.image_pad}")
 

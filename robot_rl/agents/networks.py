@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from robot_rl.spec import state_indices_without
 
 log = logging.getLogger(__name__)
 
@@ -205,6 +207,7 @@ class ObservationEncoder(nn.Module):
             image_feature_dim=config.image_feature_dim,
             state_feature_dim=config.state_feature_dim,
             cnn_channels=config.cnn_channels,
+            ignored_state=config.ignored_state,
         )
 
     def __init__(
@@ -216,7 +219,9 @@ class ObservationEncoder(nn.Module):
         image_feature_dim: int = 50,
         state_feature_dim: int = 64,
         cnn_channels: tuple[int, ...] = (8, 16, 32, 32),
+        ignored_state: Sequence[str] = (),
     ):
+        """ignored_state: entries of the state (spec.STATE_DIMS' keys, "task") the encoder does not read."""
         super().__init__()
         if encoder not in ENCODERS:
             raise ValueError(f"encoder: unknown value {encoder!r}; valid: {', '.join(ENCODERS)}")
@@ -233,6 +238,12 @@ class ObservationEncoder(nn.Module):
         # actor's and the critics' MLPs, as in SERL's state-based agents. The projection, trained by
         # the critic alone and seen detached by the actor, leaves the actor ~2-3 cm off reach's goals:
         # eval success after 4k steps (50 episodes) 36% -> 50% with 20 demos, 42-46% -> 60% with 50.
+        # The state entries read, as a buffer so that checkpoints carry the choice.
+        index = state_indices_without(ignored_state, state_dim)
+        if not index and not self.cameras:
+            raise ValueError(f"ignored_state={list(ignored_state)} leaves the agent nothing to observe")
+        self.register_buffer("state_index", torch.tensor(index))
+        state_dim = len(index)
         self.state: nn.Module = (
             nn.Sequential(nn.Linear(state_dim, state_feature_dim), nn.LayerNorm(state_feature_dim), nn.Tanh())
             if self.cameras
@@ -252,11 +263,12 @@ class ObservationEncoder(nn.Module):
     def fit_state_normalization(self, states: torch.Tensor) -> None:
         """Standardise with the mean and std of `states` [N, S]; dimensions that barely vary
         (std below MIN_STATE_STD, e.g. a held gripper) are centred, not blown up."""
+        states = states[:, self.state_index]
         self.state_mean.copy_(states.mean(dim=0))
         self.state_std.copy_(states.std(dim=0, correction=0).clamp_min(MIN_STATE_STD))
 
     def forward(self, state: torch.Tensor, images: dict[str, torch.Tensor]) -> torch.Tensor:
-        state = (state - self.state_mean) / self.state_std
+        state = (state[:, self.state_index] - self.state_mean) / self.state_std
         return torch.cat([self.state(state), *(self.images[cam](images[cam]) for cam in self.cameras)], dim=-1)
 
 

@@ -20,6 +20,7 @@ from robot_rl.agents.networks import (
     mlp,
     resnet_trunk,
 )
+from robot_rl.spec import STATE_DIMS, state_indices_without
 
 
 def test_ensemble_linear_equals_independent_linear_layers():
@@ -123,6 +124,36 @@ def test_cnn_encoder_and_observation_encoder_shapes():
     assert obs_enc.output_dim == 26
     out = obs_enc(torch.randn(3, 26), {"front": torch.zeros(3, 16, 16, 3, dtype=torch.uint8), "wrist": images})
     assert out.shape == (3, 26)
+
+
+def test_observation_encoder_ignores_the_state_entries_it_is_told_to():
+    state_dim = sum(STATE_DIMS.values()) + 10  # with a task state of 10
+    encoder = ObservationEncoder(state_dim, {}, ignored_state=["wrench", "tcp_vel"])
+    assert encoder.output_dim == state_dim - STATE_DIMS["wrench"] - STATE_DIMS["tcp_vel"]
+    torch.manual_seed(0)
+    states = torch.randn(64, state_dim) * 3 + 1
+    encoder.fit_state_normalization(states)
+    features = encoder(states, {})
+    # The wrench and the TCP velocity change nothing; the rest is read, standardised, in order.
+    changed = states.clone()
+    changed[:, state_indices_without(["tcp_pose", "gripper", "task"], state_dim)] = 1e3
+    torch.testing.assert_close(encoder(changed, {}), features)
+    kept = states[:, state_indices_without(["wrench", "tcp_vel"], state_dim)]
+    torch.testing.assert_close(features, (kept - kept.mean(0)) / kept.std(0, correction=0))
+    assert state_indices_without(["wrench", "tcp_vel"], state_dim)[: STATE_DIMS["tcp_pose"] + 1] == [
+        0,
+        1,
+        2,
+        3,
+        4,
+        5,
+        6,
+        13,
+    ]
+    with pytest.raises(ValueError, match="unknown state entries"):
+        ObservationEncoder(state_dim, {}, ignored_state=["force"])
+    with pytest.raises(ValueError, match="nothing to observe"):
+        ObservationEncoder(state_dim, {}, ignored_state=[*STATE_DIMS, "task"])
 
 
 @pytest.mark.parametrize("suffix", [".safetensors", ".pt"])

@@ -231,6 +231,7 @@ def test_grasp_critic_learns_which_command_pays(sac_config, make_batch):
         ({"grasp_penalty": 0.1}, "agent.grasp_penalty"),
         ({"utd_ratio": 0}, "agent.utd_ratio"),
         ({"max_target_q": float("nan")}, "agent.max_target_q"),
+        ({"ignored_state": ["force"]}, "agent.ignored_state"),
     ],
 )
 def test_config_errors_name_the_key(sac_config, overrides, key):
