@@ -13,7 +13,8 @@ simulated interventions (HIL-SERL, RLIF), and through the ROS 2 graph.
 
 What is measured
   Three methods on the twin's pick_cube, state-based (sim=state: proprio + wrench + the cube's
-  pose, privileged), sparse ground-truth success reward (an oracle), CPU:
+  pose, privileged; SAC ignores the wrench there, configs/task_agent/pick_cube_sac.yaml), sparse
+  ground-truth success reward (an oracle), CPU:
     rlpd     SAC in the RLPD recipe (configs/agent/sac.yaml) with --demos scripted demos mixed
              50/50 into every batch;
     rlpd_10_critics
