@@ -140,16 +140,7 @@ def test_observation_encoder_ignores_the_state_entries_it_is_told_to():
     torch.testing.assert_close(encoder(changed, {}), features)
     kept = states[:, state_indices_without(["wrench", "tcp_vel"], state_dim)]
     torch.testing.assert_close(features, (kept - kept.mean(0)) / kept.std(0, correction=0))
-    assert state_indices_without(["wrench", "tcp_vel"], state_dim)[: STATE_DIMS["tcp_pose"] + 1] == [
-        0,
-        1,
-        2,
-        3,
-        4,
-        5,
-        6,
-        13,
-    ]
+    assert state_indices_without(["wrench", "tcp_vel"], state_dim)[:8] == [*range(7), 13]  # tcp_pose, gripper
     with pytest.raises(ValueError, match="unknown state entries"):
         ObservationEncoder(state_dim, {}, ignored_state=["force"])
     with pytest.raises(ValueError, match="nothing to observe"):
